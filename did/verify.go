@@ -1,0 +1,138 @@
+package did
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Verifier checks credentials against a pinned set of issuer DIDs. It is
+// safe for concurrent use; its revocation set may be updated while it verifies.
+type Verifier struct {
+	issuers     map[DID]bool
+	skew        time.Duration
+	revocations *Revocations
+}
+
+// VerifierOption configures a Verifier.
+type VerifierOption func(*Verifier) error
+
+// WithClockSkew sets how far apart the verifier's and issuer's clocks may be
+// (DefaultClockSkew if not set). It must be between 0 and 10 minutes.
+func WithClockSkew(d time.Duration) VerifierOption {
+	return func(v *Verifier) error {
+		if d < 0 || d > 10*time.Minute {
+			return fmt.Errorf("clock skew %s is outside 0..10m", d)
+		}
+		v.skew = d
+		return nil
+	}
+}
+
+// NewVerifier returns a verifier that trusts credentials signed by the given
+// issuers only. It has an empty revocation set (see Revocations).
+func NewVerifier(issuers []DID, opts ...VerifierOption) (*Verifier, error) {
+	if len(issuers) == 0 {
+		return nil, errors.New("no trusted issuers: pin at least one issuer DID")
+	}
+	v := &Verifier{issuers: make(map[DID]bool, len(issuers)), skew: DefaultClockSkew}
+	for _, d := range issuers {
+		if d.IsZero() {
+			return nil, fmt.Errorf("%w: zero DID in trusted issuers", ErrBadDID)
+		}
+		v.issuers[d] = true
+	}
+	for _, o := range opts {
+		if err := o(v); err != nil {
+			return nil, err
+		}
+	}
+	v.revocations = newRevocations(v.issuers)
+	return v, nil
+}
+
+// Issuers returns the pinned issuer DIDs, sorted.
+func (v *Verifier) Issuers() []DID {
+	out := make([]DID, 0, len(v.issuers))
+	for d := range v.issuers {
+		out = append(out, d)
+	}
+	slices.SortFunc(out, func(a, b DID) int { return strings.Compare(a.String(), b.String()) })
+	return out
+}
+
+// Trusts reports whether d is a pinned issuer.
+func (v *Verifier) Trusts(d DID) bool { return v.issuers[d] }
+
+// Revocations returns the verifier's revocation set.
+func (v *Verifier) Revocations() *Revocations { return v.revocations }
+
+// Verify checks a credential at time now and returns it if every check
+// passes. The order matters: size and structure first, then the issuer is
+// pinned, then the signature, and only then are the claims (which the
+// signature now vouches for) judged. Past the signature, every problem found
+// is reported together.
+func (v *Verifier) Verify(token []byte, now time.Time) (*Credential, error) {
+	return v.verify(token, DID{}, now)
+}
+
+// VerifyHolder is Verify plus a check that the credential's subject is holder,
+// for example the authenticated peer that presented it.
+func (v *Verifier) VerifyHolder(token []byte, holder DID, now time.Time) (*Credential, error) {
+	if holder.IsZero() {
+		return nil, fmt.Errorf("%w: no expected holder given", ErrSubjectMismatch)
+	}
+	return v.verify(token, holder, now)
+}
+
+func (v *Verifier) verify(token []byte, holder DID, now time.Time) (*Credential, error) {
+	d, err := decodeJWT(token)
+	if err != nil {
+		return nil, fmt.Errorf("credential rejected: %w", err)
+	}
+	c := &d.cred
+	if d.kidIssuer != c.Issuer {
+		return nil, fmt.Errorf("credential rejected: %w: signing key %s is not the issuer %s",
+			ErrBadSignature, d.kidIssuer, c.Issuer)
+	}
+	if !v.issuers[c.Issuer] {
+		return nil, fmt.Errorf("credential rejected: %w: %s is not a pinned issuer; add it with --trust-issuer if you trust it",
+			ErrUntrustedIssuer, c.Issuer)
+	}
+	if !verifyJWS(c.Issuer, d.jws) {
+		return nil, fmt.Errorf("credential rejected: %w: signature does not verify with the key of %s", ErrBadSignature, c.Issuer)
+	}
+	// Only now, with the signature checked, is the body handed to aries.
+	if err := d.decodeClaims(); err != nil {
+		return nil, fmt.Errorf("credential rejected: %w", err)
+	}
+
+	var errs []error
+	if !c.Expires.After(c.NotBefore) {
+		errs = append(errs, fmt.Errorf("%w: exp %s is not after nbf %s", ErrInvalidClaim, stamp(c.Expires), stamp(c.NotBefore)))
+	}
+	if now.After(c.Expires.Add(v.skew)) {
+		errs = append(errs, fmt.Errorf("%w at %s; issue a new one with `ztmesh cred issue`", ErrExpired, stamp(c.Expires)))
+	}
+	if now.Add(v.skew).Before(c.NotBefore) {
+		errs = append(errs, fmt.Errorf("%w: valid from %s; check the clocks of issuer and node", ErrNotYetValid, stamp(c.NotBefore)))
+	}
+	if err := c.Claims.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if !holder.IsZero() && holder != c.Subject {
+		errs = append(errs, fmt.Errorf("%w: credential is for %s, presented by %s", ErrSubjectMismatch, c.Subject, holder))
+	}
+	if err := v.revocations.Check(c); err != nil {
+		errs = append(errs, err)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("credential %s rejected: %w", c.ID, err)
+	}
+	return c, nil
+}
+
+func stamp(t time.Time) string { return t.UTC().Format(time.RFC3339) }
+
