@@ -284,4 +284,3 @@ func Inspect(token []byte) (*Credential, error) {
 	}
 	return &d.cred, nil
 }
-

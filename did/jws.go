@@ -1,8 +1,8 @@
 package did
 
 import (
-	"crypto/ed25519"
 	"bytes"
+	"crypto/ed25519"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"

@@ -230,4 +230,3 @@ func (r *Revocations) Lists() []*RevocationList {
 	slices.SortFunc(out, func(a, b *RevocationList) int { return strings.Compare(a.Issuer.String(), b.Issuer.String()) })
 	return out
 }
-

@@ -135,4 +135,3 @@ func (v *Verifier) verify(token []byte, holder DID, now time.Time) (*Credential,
 }
 
 func stamp(t time.Time) string { return t.UTC().Format(time.RFC3339) }
-
