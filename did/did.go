@@ -16,6 +16,8 @@ import (
 // 56 characters; anything much longer is not one.
 const maxDIDLen = 128
 
+const base58Alphabet = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
+
 // DID is the did:key identifier of an Ed25519 public key. The zero value is
 // not a valid DID (IsZero reports true). DIDs are comparable and may be used
 // as map keys: two DIDs are equal exactly when their keys are.
@@ -33,7 +35,13 @@ func ParseDID(s string) (DID, error) {
 	if !strings.HasPrefix(s, "did:key:z") {
 		return DID{}, fmt.Errorf("%w: %q does not start with did:key:z", ErrBadDID, s)
 	}
-	raw, code, err := fingerprint.PubKeyFromFingerprint(strings.TrimPrefix(s, "did:key:"))
+	mb := strings.TrimPrefix(s, "did:key:")
+	// btcutil's base58 decoder (under aries) indexes a table by rune and
+	// panics on non-ASCII input; only the base58btc alphabet gets that far.
+	if strings.Trim(mb[1:], base58Alphabet) != "" {
+		return DID{}, fmt.Errorf("%w: %q has characters outside base58btc", ErrBadDID, s)
+	}
+	raw, code, err := fingerprint.PubKeyFromFingerprint(mb)
 	if err != nil {
 		return DID{}, fmt.Errorf("%w: %q: %v", ErrBadDID, s, err)
 	}
