@@ -1,0 +1,95 @@
+// Command ztmesh is the operator's tool for a ztmesh fleet: it creates node
+// identities, issues, inspects, verifies and revokes credentials.
+//
+// Each subcommand is a function (args, stdout, stderr) error; only main
+// exits. Run `ztmesh help` for the list.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+)
+
+// command is one subcommand: run parses its own flags from args.
+type command struct {
+	name    string
+	summary string
+	run     func(args []string, stdout, stderr io.Writer) error
+}
+
+func commands() []command {
+	return []command{
+		{"id init", "create a node identity (Ed25519 key, did:key, peer ID) in a data dir", idInit},
+		{"id show", "print a data dir's DID, peer ID and key-agreement key", idShow},
+		{"cred issue", "issue a credential to a subject DID, signed by an issuer identity", credIssue},
+		{"cred verify", "verify a credential against pinned issuers and a revocation list", credVerify},
+		{"cred inspect", "decode a credential WITHOUT verifying it", credInspect},
+		{"cred revoke", "add credential IDs or subject DIDs to a signed revocation list", credRevoke},
+	}
+}
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// errUsage marks an error in how the command was called (exit status 2).
+var errUsage = errors.New("usage")
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
+		usage(stdout)
+		return 0
+	}
+	for _, c := range commands() {
+		words := strings.Fields(c.name)
+		if len(args) >= len(words) && strings.Join(args[:len(words)], " ") == c.name {
+			err := c.run(args[len(words):], stdout, stderr)
+			return exitCode(err, stderr)
+		}
+	}
+	// A known group without (or with an unknown) subcommand.
+	for _, c := range commands() {
+		if strings.HasPrefix(c.name, args[0]+" ") {
+			fmt.Fprintf(stderr, "ztmesh: unknown command %q; see `ztmesh help`\n", strings.Join(args, " "))
+			return 2
+		}
+	}
+	fmt.Fprintf(stderr, "ztmesh: unknown command %q; see `ztmesh help`\n", args[0])
+	return 2
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "ztmesh - operate a ztmesh zero-trust mesh")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "Usage: ztmesh COMMAND [flags] [args]")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "Commands:")
+	for _, c := range commands() {
+		fmt.Fprintf(w, "  %-14s %s\n", c.name, c.summary)
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "Run `ztmesh COMMAND --help` for a command's flags.")
+}
+
+// exitCode prints err as one line and maps it to an exit status: 0 success
+// (and --help), 2 usage errors, 1 everything else.
+func exitCode(err error, stderr io.Writer) int {
+	switch {
+	case err == nil || errors.Is(err, errHelp):
+		return 0
+	case errors.Is(err, errUsage):
+		fmt.Fprintf(stderr, "ztmesh: %s\n", oneLine(err))
+		return 2
+	default:
+		fmt.Fprintf(stderr, "ztmesh: %s\n", oneLine(err))
+		return 1
+	}
+}
+
+// oneLine folds a multi-line error (errors.Join) into one line.
+func oneLine(err error) string {
+	return strings.Join(strings.Fields(strings.ReplaceAll(err.Error(), "\n", "; ")), " ")
+}
