@@ -248,7 +248,6 @@ func credRevoke(args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
-
 func readCredential(path string) ([]byte, error) {
 	if path == "-" {
 		data, err := io.ReadAll(io.LimitReader(os.Stdin, did.MaxCredentialSize+1))

@@ -1,0 +1,75 @@
+// Package api is the local HTTP/JSON API of a ztmesh daemon: the types it
+// serves and a client for agents and the ztmesh CLI.
+//
+// The daemon serves it on a Unix socket in its data dir (DIR/api.sock, mode
+// 0600) or, when configured, on loopback TCP with a bearer token in
+// DIR/api.token (0600). It writes where it listens to DIR/api.addr, which
+// Dial reads. Paths are versioned:
+//
+//	GET  /v1/status       Status
+//	GET  /v1/peers        []Peer
+//	POST /v1/credential   install a renewed credential (body: the JWT) -> Credential
+//
+// Errors are JSON {"error": "..."} with a 4xx or 5xx status.
+package api
+
+// Status is GET /v1/status.
+type Status struct {
+	DID            string       `json:"did"`
+	PeerID         string       `json:"peer_id"`
+	Mesh           string       `json:"mesh"`
+	ListenAddrs    []string     `json:"listen_addrs"` // each ends in /p2p/<peer-id>
+	Credential     Credential   `json:"credential"`
+	PeersConnected int          `json:"peers_connected"`
+	PeersVerified  int          `json:"peers_verified"`
+	TrustIssuers   []string     `json:"trust_issuers"`
+	Revocations    []Revocation `json:"revocations"`
+}
+
+// Credential is a credential's claims and validity.
+type Credential struct {
+	ID              string   `json:"id"`
+	Issuer          string   `json:"issuer"`
+	Subject         string   `json:"subject"`
+	Role            string   `json:"role"`
+	TrustScore      float64  `json:"trust_score"`
+	Zones           []string `json:"zones"`
+	SoftwareVersion string   `json:"software_version"`
+	Capabilities    []string `json:"capabilities,omitempty"`
+	NotBefore       string   `json:"not_before"`
+	Expires         string   `json:"expires"`
+}
+
+// Revocation is a revocation list in force.
+type Revocation struct {
+	Issuer      string `json:"issuer"`
+	Version     uint64 `json:"version"`
+	Credentials int    `json:"credentials"`
+	Subjects    int    `json:"subjects"`
+}
+
+// Peer is one entry of GET /v1/peers: a connected peer, verified or not.
+// The credential fields are empty for a peer that is not verified.
+type Peer struct {
+	DID             string   `json:"did"` // empty for a peer with a non-Ed25519 key
+	PeerID          string   `json:"peer_id"`
+	Verified        bool     `json:"verified"`
+	Role            string   `json:"role"`
+	TrustScore      float64  `json:"trust_score"`
+	Zones           []string `json:"zones"`
+	SoftwareVersion string   `json:"software_version"`
+	Issuer          string   `json:"issuer,omitempty"`
+	Expires         string   `json:"expires"`
+	Addrs           []string `json:"addrs"`
+}
+
+// Error is the body of an error response.
+type Error struct {
+	Error string `json:"error"`
+}
+
+// Files in the data dir.
+const (
+	AddrFile  = "api.addr"  // "unix:/path" or "tcp:127.0.0.1:port"
+	TokenFile = "api.token" // bearer token for a TCP API
+)

@@ -1,0 +1,236 @@
+package node
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/network"
+
+	"github.com/ztmesh/ztmesh/did"
+	"github.com/ztmesh/ztmesh/node/api"
+)
+
+// apiServer serves the local API (see package node/api).
+type apiServer struct {
+	n     *Node
+	srv   *http.Server
+	ln    net.Listener
+	token string // bearer token for a TCP listener; "" for a Unix socket
+	files []string
+}
+
+func newAPIServer(n *Node) (*apiServer, error) {
+	a := &apiServer{n: n}
+	var err error
+	switch n.s.apiNet {
+	case "unix":
+		a.ln, err = listenUnix(n.s.apiAddr)
+		if err == nil {
+			a.files = append(a.files, n.s.apiAddr)
+		}
+	case "tcp":
+		a.ln, err = listenTCP(n.s.apiAddr)
+		if err == nil {
+			a.token, err = a.writeToken()
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("local API: %w", err)
+	}
+	addr := n.s.apiNet + ":" + a.ln.Addr().String()
+	addrFile := filepath.Join(n.cfg.Dir, api.AddrFile)
+	if err := did.WriteFileAtomic(addrFile, []byte(addr+"\n"), 0o600); err != nil {
+		a.ln.Close()
+		return nil, fmt.Errorf("local API: %w", err)
+	}
+	a.files = append(a.files, addrFile)
+
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/status", a.status)
+	mux.HandleFunc("GET /v1/peers", a.peers)
+	mux.HandleFunc("POST /v1/credential", a.installCredential)
+	a.srv = &http.Server{Handler: a.auth(mux), ReadHeaderTimeout: 5 * time.Second}
+	n.goLoop(func(context.Context) {
+		if err := a.srv.Serve(a.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			n.log.Error("local API", "event_type", "api_error", "reason", err.Error())
+		}
+	})
+	return a, nil
+}
+
+func (a *apiServer) writeToken() (string, error) {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return "", err
+	}
+	tok := hex.EncodeToString(b)
+	path := filepath.Join(a.n.cfg.Dir, api.TokenFile)
+	if err := did.WriteFileAtomic(path, []byte(tok+"\n"), 0o600); err != nil {
+		return "", err
+	}
+	a.files = append(a.files, path)
+	return tok, nil
+}
+
+func (a *apiServer) close() error {
+	err := a.srv.Close()
+	for _, f := range a.files {
+		os.Remove(f)
+	}
+	return err
+}
+
+// auth requires the bearer token on a TCP listener. A Unix socket is
+// protected by its file mode (0600: the daemon's user only).
+func (a *apiServer) auth(next http.Handler) http.Handler {
+	if a.token == "" {
+		return next
+	}
+	want := []byte("Bearer " + a.token)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), want) != 1 {
+			writeError(w, http.StatusUnauthorized, "missing or wrong bearer token (see "+api.TokenFile+" in the data dir)")
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func (a *apiServer) status(w http.ResponseWriter, _ *http.Request) {
+	n := a.n
+	st := api.Status{
+		DID:            n.id.DID().String(),
+		PeerID:         n.host.ID().String(),
+		Mesh:           n.cfg.Mesh,
+		ListenAddrs:    multiaddrStrings(n.ListenAddrs()),
+		Credential:     credentialJSON(n.cred.Load()),
+		PeersConnected: len(n.host.Network().Peers()),
+		PeersVerified:  n.registry.Len(),
+		Revocations:    []api.Revocation{},
+	}
+	for _, d := range n.verifier.Issuers() {
+		st.TrustIssuers = append(st.TrustIssuers, d.String())
+	}
+	for _, l := range n.verifier.Revocations().Lists() {
+		st.Revocations = append(st.Revocations, api.Revocation{
+			Issuer: l.Issuer.String(), Version: l.Version, Credentials: len(l.Credentials), Subjects: len(l.Subjects),
+		})
+	}
+	writeJSON(w, st)
+}
+
+func (a *apiServer) peers(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, a.n.Peers())
+}
+
+// Peers lists the connected peers, verified or not, verified first.
+func (n *Node) Peers() []api.Peer {
+	out := []api.Peer{}
+	seen := map[string]bool{}
+	for _, p := range n.registry.List() {
+		c := credentialJSON(p.Credential)
+		out = append(out, api.Peer{
+			DID: p.DID.String(), PeerID: p.ID.String(), Verified: true,
+			Role: c.Role, TrustScore: c.TrustScore, Zones: c.Zones, SoftwareVersion: c.SoftwareVersion,
+			Issuer: c.Issuer, Expires: c.Expires, Addrs: n.peerAddrs(p.ID),
+		})
+		seen[p.ID.String()] = true
+	}
+	for _, p := range n.host.Network().Peers() {
+		if seen[p.String()] {
+			continue
+		}
+		e := api.Peer{PeerID: p.String(), Zones: []string{}, Addrs: n.peerAddrs(p)}
+		if d, err := did.DIDFromPeerID(p); err == nil {
+			e.DID = d.String()
+		}
+		out = append(out, e)
+	}
+	return out
+}
+
+func (n *Node) peerAddrs(p interface{ String() string }) []string {
+	var out []string
+	for _, c := range n.host.Network().Conns() {
+		if c.RemotePeer().String() == p.String() && c.Stat().Direction != network.DirUnknown {
+			out = append(out, c.RemoteMultiaddr().String())
+		}
+	}
+	if out == nil {
+		out = []string{}
+	}
+	return out
+}
+
+func (a *apiServer) installCredential(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, did.MaxCredentialSize))
+	if err != nil {
+		writeError(w, http.StatusRequestEntityTooLarge, "credential too large")
+		return
+	}
+	c, err := a.n.InstallCredential(body)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, oneLine(err))
+		return
+	}
+	writeJSON(w, credentialJSON(c))
+}
+
+func credentialJSON(c *did.Credential) api.Credential {
+	return api.Credential{
+		ID: c.ID, Issuer: c.Issuer.String(), Subject: c.Subject.String(),
+		Role: c.Claims.Role, TrustScore: c.Claims.TrustScore, Zones: c.Claims.Zones,
+		SoftwareVersion: c.Claims.SoftwareVersion, Capabilities: c.Claims.Capabilities,
+		NotBefore: c.NotBefore.Format(time.RFC3339), Expires: c.Expires.Format(time.RFC3339),
+	}
+}
+
+func writeJSON(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
+
+func writeError(w http.ResponseWriter, code int, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(api.Error{Error: msg})
+}
+
+// listenUnix listens on a Unix socket with mode 0600. A stale socket file
+// left by a crashed daemon is removed; a live one means another daemon owns
+// the data dir.
+func listenUnix(path string) (net.Listener, error) {
+	if _, err := os.Stat(path); err == nil {
+		if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
+			c.Close()
+			return nil, fmt.Errorf("%s is in use: another ztmeshd runs with this data dir", path)
+		}
+		os.Remove(path)
+	}
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		ln.Close()
+		return nil, err
+	}
+	return ln, nil
+}
+
+func listenTCP(addr string) (net.Listener, error) {
+	return net.Listen("tcp", addr)
+}

@@ -1,0 +1,224 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/ztmesh/ztmesh/did"
+)
+
+// onConnected runs for every new connection (libp2p calls it synchronously,
+// so it must not block): it starts the grace timer for a peer not yet
+// verified and presents our credential to the peer.
+func (n *Node) onConnected(c network.Conn) {
+	p := c.RemotePeer()
+	n.mu.Lock()
+	if n.closed {
+		n.mu.Unlock()
+		return
+	}
+	if _, verified := n.registry.Get(p); !verified && n.pending[p] == nil {
+		grace := time.Duration(n.cfg.AuthGrace)
+		n.pending[p] = time.AfterFunc(grace, func() { n.graceExpired(p, grace) })
+	}
+	n.mu.Unlock()
+	n.goLoop(func(ctx context.Context) { n.presentTo(ctx, p) }) // a no-op once closed
+}
+
+// onDisconnected forgets a peer once its last connection is gone.
+func (n *Node) onDisconnected(c network.Conn) {
+	p := c.RemotePeer()
+	if n.host.Network().Connectedness(p) == network.Connected {
+		return
+	}
+	n.mu.Lock()
+	if t := n.pending[p]; t != nil {
+		t.Stop()
+		delete(n.pending, p)
+	}
+	n.mu.Unlock()
+	if _, ok := n.registry.remove(p); ok {
+		n.log.Info("peer disconnected", "event_type", "peer_disconnected", "peer", p.String())
+	}
+}
+
+func (n *Node) clearPending(p peer.ID) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if t := n.pending[p]; t != nil {
+		t.Stop()
+		delete(n.pending, p)
+	}
+}
+
+func (n *Node) graceExpired(p peer.ID, grace time.Duration) {
+	n.mu.Lock()
+	delete(n.pending, p)
+	closed := n.closed
+	n.mu.Unlock()
+	if closed {
+		return
+	}
+	if _, ok := n.registry.Get(p); ok || n.host.Network().Connectedness(p) != network.Connected {
+		return
+	}
+	n.drop(p, "unauthenticated", fmt.Sprintf("no valid credential within the %s grace period", grace))
+}
+
+// presentTo presents our credential to p on a new auth stream and logs the
+// answer. A peer that does not speak the protocol (a plain libp2p peer) is
+// left to the grace timer.
+func (n *Node) presentTo(ctx context.Context, p peer.ID) {
+	ctx, cancel := context.WithTimeout(ctx, handshakeTimeout)
+	defer cancel()
+	s, err := n.host.NewStream(network.WithAllowLimitedConn(ctx, "auth"), p, AuthProtocol)
+	if err != nil {
+		n.log.Debug("cannot present credential", "event_type", "present_failed", "peer", p.String(), "reason", err.Error())
+		return
+	}
+	defer s.Close()
+	_ = s.SetDeadline(time.Now().Add(handshakeTimeout))
+	own := n.cred.Load()
+	if err := writeFrame(s, present{V: handshakeVersion, Mesh: n.cfg.Mesh, Credential: own.Raw}); err != nil {
+		n.log.Debug("present credential", "event_type", "present_failed", "peer", p.String(), "reason", err.Error())
+		s.Reset()
+		return
+	}
+	body, err := readFrame(s)
+	if err != nil {
+		n.log.Debug("no handshake result", "event_type", "present_failed", "peer", p.String(), "reason", err.Error())
+		s.Reset()
+		return
+	}
+	res, err := decodeResult(body)
+	if err != nil {
+		n.log.Warn("bad handshake result", "event_type", "present_failed", "peer", p.String(), "reason", err.Error())
+		s.Reset()
+		return
+	}
+	if !res.Accepted {
+		n.log.Warn("our credential was refused by peer", "event_type", "credential_refused_by_peer",
+			"peer", p.String(), "reason", res.Reason)
+		return
+	}
+	n.log.Debug("credential accepted by peer", "event_type", "credential_accepted_by_peer", "peer", p.String())
+}
+
+// handleAuth verifies a credential a peer presents. The subject must be the
+// peer the secure channel authenticated: a credential is worthless to anyone
+// but its holder.
+func (n *Node) handleAuth(s network.Stream) {
+	p := s.Conn().RemotePeer()
+	_ = s.SetDeadline(time.Now().Add(handshakeTimeout))
+	cred, reason, err := n.verifyPresent(s, p)
+	if err != nil {
+		outcome := "refused"
+		if reason == "malformed" || reason == "timeout" {
+			outcome = "failed"
+		}
+		n.metrics.handshake(outcome)
+		n.metrics.refusal(reason)
+		n.log.Warn("peer refused", "event_type", "handshake_refused", "peer", p.String(), "reason", reason, "detail", oneLine(err))
+		// Tell the peer why, let it read the answer (it closes its side),
+		// then drop it.
+		if writeFrame(s, result{V: handshakeVersion, Accepted: false, Reason: reason}) == nil {
+			_ = s.CloseWrite()
+			_, _ = io.Copy(io.Discard, io.LimitReader(s, 1))
+		}
+		s.Reset()
+		n.registry.remove(p)
+		n.clearPending(p)
+		_ = n.host.Network().ClosePeer(p)
+		return
+	}
+	_, renewed := n.registry.Get(p)
+	n.registry.put(Peer{ID: p, DID: cred.Subject, Credential: cred, VerifiedAt: n.now()})
+	n.clearPending(p)
+	n.metrics.handshake("accepted")
+	if err := writeFrame(s, result{V: handshakeVersion, Accepted: true}); err != nil {
+		s.Reset()
+	} else {
+		s.Close()
+	}
+	event := "peer_verified"
+	if renewed {
+		event = "credential_renewed"
+	}
+	n.log.Info("peer verified", "event_type", event, "peer", p.String(), "did", cred.Subject.String(),
+		"role", cred.Claims.Role, "trust_score", cred.Claims.TrustScore, "expires", cred.Expires.Format(time.RFC3339))
+}
+
+// verifyPresent reads and verifies one present frame. reason is a short,
+// stable word for logs, metrics and the peer.
+func (n *Node) verifyPresent(s network.Stream, p peer.ID) (*did.Credential, string, error) {
+	body, err := readFrame(s)
+	if err != nil {
+		if errors.Is(err, errFrameTooLarge) {
+			return nil, "too large", err
+		}
+		if errors.Is(err, context.DeadlineExceeded) || isTimeout(err) {
+			return nil, "timeout", err
+		}
+		return nil, "malformed", err
+	}
+	msg, err := decodePresent(body)
+	if err != nil {
+		return nil, "malformed", err
+	}
+	if msg.Mesh != n.cfg.Mesh {
+		return nil, "wrong mesh", fmt.Errorf("peer is in mesh %q, we are in %q", truncate(msg.Mesh), n.cfg.Mesh)
+	}
+	holder, err := did.DIDFromPeerID(p)
+	if err != nil {
+		return nil, "subject mismatch", err
+	}
+	cred, err := n.verifier.VerifyHolder([]byte(msg.Credential), holder, n.now())
+	if err != nil {
+		return nil, reasonOf(err), err
+	}
+	return cred, "", nil
+}
+
+// reasons, most specific first: a credential that is both expired and
+// revoked is reported as revoked.
+var reasons = []struct {
+	err    error
+	reason string
+}{
+	{did.ErrTooLarge, "too large"},
+	{did.ErrMalformed, "malformed"},
+	{did.ErrUntrustedIssuer, "untrusted issuer"},
+	{did.ErrBadSignature, "bad signature"},
+	{did.ErrRevoked, "revoked"},
+	{did.ErrSubjectMismatch, "subject mismatch"},
+	{did.ErrExpired, "expired"},
+	{did.ErrNotYetValid, "not yet valid"},
+	{did.ErrInvalidClaim, "invalid claim"},
+}
+
+func reasonOf(err error) string {
+	for _, r := range reasons {
+		if errors.Is(err, r.err) {
+			return r.reason
+		}
+	}
+	return "invalid"
+}
+
+func isTimeout(err error) bool {
+	var t interface{ Timeout() bool }
+	return errors.As(err, &t) && t.Timeout()
+}
+
+func truncate(s string) string {
+	if len(s) > 64 {
+		return s[:64] + "..."
+	}
+	return s
+}

@@ -1,0 +1,226 @@
+package node
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+	ma "github.com/multiformats/go-multiaddr"
+	"go.yaml.in/yaml/v3"
+
+	"github.com/ztmesh/ztmesh/did"
+)
+
+// ConfigFile is the config file ztmeshd reads from the data dir when no
+// --config is given (it is optional there).
+const ConfigFile = "ztmeshd.yaml"
+
+// maxConfigSize caps a config file before it is parsed.
+const maxConfigSize = 1 << 20
+
+// Config is the daemon's configuration. The YAML field names are the ones in
+// docs/ztmeshd.example.yaml, which documents each of them; zero values take
+// the defaults that Defaults fills in.
+type Config struct {
+	// Dir is the data directory: identity.key, credential.jwt, api.sock.
+	Dir string `yaml:"dir"`
+	// Listen are the multiaddrs to listen on.
+	Listen []string `yaml:"listen"`
+	// Bootstrap are peers to connect to and stay connected to, as
+	// /ip4/.../tcp/.../p2p/<peer-id> multiaddrs.
+	Bootstrap []string `yaml:"bootstrap"`
+	// Mesh names the mesh; nodes of different meshes refuse each other.
+	Mesh string `yaml:"mesh"`
+	// TrustIssuers are the pinned issuer DIDs.
+	TrustIssuers []string `yaml:"trust_issuers"`
+	// Credential is the node's credential file (default DIR/credential.jwt).
+	Credential string `yaml:"credential"`
+	// Revocations is a revocation list file, reloaded on change and SIGHUP.
+	Revocations string `yaml:"revocations"`
+	// API is the local API address: "unix:PATH" or "tcp:127.0.0.1:PORT"
+	// (default unix:DIR/api.sock).
+	API string `yaml:"api"`
+	// Metrics is the host:port to serve Prometheus metrics on ("" = off).
+	Metrics string `yaml:"metrics"`
+	// AuthGrace is how long a connected peer has to complete the handshake.
+	AuthGrace Duration `yaml:"auth_grace"`
+	// MDNS enables mDNS discovery on the local network (default true).
+	MDNS *bool `yaml:"mdns"`
+	// LogLevel is debug, info, warn or error.
+	LogLevel string `yaml:"log_level"`
+	// ConnLow and ConnHigh are the connection manager's water marks.
+	ConnLow  int `yaml:"conn_low"`
+	ConnHigh int `yaml:"conn_high"`
+}
+
+// Duration is a time.Duration written as "10s" in YAML.
+type Duration time.Duration
+
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	v, err := time.ParseDuration(n.Value)
+	if err != nil {
+		return fmt.Errorf("line %d: %w", n.Line, err)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+func (d Duration) MarshalYAML() (any, error) { return time.Duration(d).String(), nil }
+
+// Defaults.
+const (
+	DefaultMesh      = "default"
+	DefaultAuthGrace = 10 * time.Second
+	DefaultConnLow   = 64
+	DefaultConnHigh  = 192
+)
+
+// DefaultListen are the listen addresses when none are configured.
+var DefaultListen = []string{"/ip4/0.0.0.0/tcp/4101", "/ip4/0.0.0.0/udp/4101/quic-v1"}
+
+// LoadConfigFile reads a YAML config file. Unknown fields are errors, so a
+// misspelt option is caught instead of silently ignored.
+func LoadConfigFile(path string) (Config, error) {
+	var c Config
+	data, err := did.ReadFileLimited(path, maxConfigSize)
+	if err != nil {
+		return c, fmt.Errorf("config: %w", err)
+	}
+	dec := yaml.NewDecoder(strings.NewReader(string(data)))
+	dec.KnownFields(true)
+	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) { // an empty file is all defaults
+		return c, fmt.Errorf("config %s: %w", path, err)
+	}
+	return c, nil
+}
+
+// WithDefaults returns c with every unset field set to its default.
+func (c Config) WithDefaults() Config {
+	if len(c.Listen) == 0 {
+		c.Listen = DefaultListen
+	}
+	if c.Mesh == "" {
+		c.Mesh = DefaultMesh
+	}
+	if c.Credential == "" {
+		c.Credential = filepath.Join(c.Dir, did.CredentialFile)
+	}
+	if c.API == "" {
+		c.API = "unix:" + filepath.Join(c.Dir, "api.sock")
+	}
+	if c.AuthGrace == 0 {
+		c.AuthGrace = Duration(DefaultAuthGrace)
+	}
+	if c.MDNS == nil {
+		on := true
+		c.MDNS = &on
+	}
+	if c.LogLevel == "" {
+		c.LogLevel = "info"
+	}
+	if c.ConnLow == 0 {
+		c.ConnLow = DefaultConnLow
+	}
+	if c.ConnHigh == 0 {
+		c.ConnHigh = DefaultConnHigh
+	}
+	return c
+}
+
+// settings are a Config parsed into typed values.
+type settings struct {
+	listen    []ma.Multiaddr
+	bootstrap []peer.AddrInfo
+	issuers   []did.DID
+	logLevel  slog.Level
+	apiNet    string // "unix" or "tcp"
+	apiAddr   string
+}
+
+// parse validates c (with defaults applied) and reports every problem.
+func (c Config) parse() (*settings, error) {
+	var errs []error
+	s := &settings{}
+	if c.Dir == "" {
+		errs = append(errs, errors.New("no data dir: give --dir"))
+	}
+	for _, a := range c.Listen {
+		m, err := ma.NewMultiaddr(a)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("listen %q: %w", a, err))
+			continue
+		}
+		s.listen = append(s.listen, m)
+	}
+	for _, a := range c.Bootstrap {
+		ai, err := peer.AddrInfoFromString(a)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("bootstrap %q: %w (want /ip4/.../tcp/.../p2p/<peer-id>)", a, err))
+			continue
+		}
+		s.bootstrap = append(s.bootstrap, *ai)
+	}
+	if len(c.TrustIssuers) == 0 {
+		errs = append(errs, errors.New("no trusted issuers: give --trust-issuer DID (or trust_issuers in the config file)"))
+	}
+	for _, d := range c.TrustIssuers {
+		p, err := did.ParseDID(d)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("trust issuer: %w", err))
+			continue
+		}
+		s.issuers = append(s.issuers, p)
+	}
+	if !validMeshName(c.Mesh) {
+		errs = append(errs, fmt.Errorf("mesh name %q: use 1-64 of a-z, 0-9, '-', '_'", c.Mesh))
+	}
+	if err := s.logLevel.UnmarshalText([]byte(c.LogLevel)); err != nil {
+		errs = append(errs, fmt.Errorf("log level %q: use debug, info, warn or error", c.LogLevel))
+	}
+	switch network, addr, _ := strings.Cut(c.API, ":"); network {
+	case "unix":
+		s.apiNet, s.apiAddr = network, addr
+	case "tcp":
+		if !isLoopback(addr) {
+			errs = append(errs, fmt.Errorf("api %q: a TCP API must listen on loopback (127.0.0.1 or [::1])", c.API))
+		}
+		s.apiNet, s.apiAddr = network, addr
+	default:
+		errs = append(errs, fmt.Errorf("api %q: want unix:PATH or tcp:127.0.0.1:PORT", c.API))
+	}
+	if c.AuthGrace <= 0 {
+		errs = append(errs, fmt.Errorf("auth grace %s must be positive", time.Duration(c.AuthGrace)))
+	}
+	if c.ConnLow < 1 || c.ConnHigh < c.ConnLow {
+		errs = append(errs, fmt.Errorf("connection water marks low=%d high=%d: need 1 <= low <= high", c.ConnLow, c.ConnHigh))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	return s, nil
+}
+
+func validMeshName(s string) bool {
+	return s != "" && s != did.AllZones && did.ValidZone(s)
+}
+
+func isLoopback(hostport string) bool {
+	host := hostport
+	if i := strings.LastIndex(hostport, ":"); i >= 0 {
+		host = hostport[:i]
+	}
+	host = strings.Trim(host, "[]")
+	return host == "127.0.0.1" || host == "::1" || host == "localhost"
+}
+
+// fileExists reports whether path exists.
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
+}

@@ -1,0 +1,372 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/libp2p/go-libp2p"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/p2p/discovery/mdns"
+	"github.com/libp2p/go-libp2p/p2p/host/resource-manager"
+	"github.com/libp2p/go-libp2p/p2p/muxer/yamux"
+	"github.com/libp2p/go-libp2p/p2p/net/connmgr"
+	"github.com/libp2p/go-libp2p/p2p/security/noise"
+	libp2ptls "github.com/libp2p/go-libp2p/p2p/security/tls"
+	libp2pquic "github.com/libp2p/go-libp2p/p2p/transport/quic"
+	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
+	ma "github.com/multiformats/go-multiaddr"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/ztmesh/ztmesh/did"
+)
+
+// handshakeTimeout bounds one handshake exchange: a peer that is slower is
+// dropped.
+const handshakeTimeout = 5 * time.Second
+
+// Options are a Node's dependencies beyond its Config. The zero value is
+// usable: it loads the identity from the data dir, logs nowhere and uses
+// the real clock.
+type Options struct {
+	// Identity, if set, is used instead of loading DIR/identity.key.
+	Identity *did.Identity
+	// Passphrase decrypts an encrypted identity.key.
+	Passphrase []byte
+	// Logger receives structured logs; nil discards them.
+	Logger *slog.Logger
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// Node is a running ztmesh peer.
+type Node struct {
+	cfg      Config
+	s        *settings
+	id       *did.Identity
+	log      *slog.Logger
+	now      func() time.Time
+	verifier *did.Verifier
+	host     host.Host
+	registry *Registry
+	metrics  *metrics
+	cred     atomic.Pointer[did.Credential] // our own, verified
+
+	mu      sync.Mutex
+	pending map[peer.ID]*time.Timer // connected peers awaiting the handshake
+	closed  bool
+
+	revMu    sync.Mutex // serializes revocation reloads
+	revStamp fileStamp
+
+	ctx       context.Context
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
+	api       *apiServer
+	metricSrv *http.Server
+	mdns      mdns.Service
+}
+
+// New builds a node from cfg: it loads the identity, verifies the node's own
+// credential against the pinned issuers (a node never starts with a
+// credential its peers would refuse) and creates the libp2p host, listening
+// but not yet handling handshakes. Call Start, then Close.
+func New(cfg Config, opts Options) (*Node, error) {
+	if cfg.Dir != "" {
+		abs, err := filepath.Abs(cfg.Dir) // the API address written to api.addr must work from any cwd
+		if err != nil {
+			return nil, err
+		}
+		cfg.Dir = abs
+	}
+	cfg = cfg.WithDefaults()
+	s, err := cfg.parse()
+	if err != nil {
+		return nil, err
+	}
+	n := &Node{
+		cfg:      cfg,
+		s:        s,
+		id:       opts.Identity,
+		log:      opts.Logger,
+		now:      opts.Now,
+		registry: newRegistry(),
+		pending:  map[peer.ID]*time.Timer{},
+	}
+	if n.now == nil {
+		n.now = time.Now
+	}
+	if n.id == nil {
+		if n.id, err = did.LoadIdentity(cfg.Dir, opts.Passphrase); err != nil {
+			return nil, err
+		}
+	}
+	if n.log == nil {
+		n.log = slog.New(slog.NewJSONHandler(io.Discard, nil))
+	}
+	n.log = n.log.With("node_id", n.id.DID().String())
+
+	if n.verifier, err = did.NewVerifier(s.issuers); err != nil {
+		return nil, err
+	}
+	if cfg.Revocations != "" && fileExists(cfg.Revocations) {
+		if err := n.ReloadRevocations(); err != nil {
+			return nil, err
+		}
+	}
+	tok, err := did.ReadFileLimited(cfg.Credential, did.MaxCredentialSize)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("no credential at %s: have an issuer run `ztmesh cred issue --subject %s ...` and install it with `ztmesh cred install --dir %s FILE`",
+			cfg.Credential, n.id.DID(), cfg.Dir)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("credential: %w", err)
+	}
+	own, err := n.verifier.VerifyHolder(tok, n.id.DID(), n.now())
+	if err != nil {
+		return nil, fmt.Errorf("own credential %s: %w", cfg.Credential, err)
+	}
+	n.cred.Store(own)
+
+	n.metrics = newMetrics(
+		func() float64 { return float64(len(n.host.Network().Peers())) },
+		func() float64 { return float64(n.registry.Len()) })
+	if n.host, err = n.newHost(); err != nil {
+		return nil, err
+	}
+	return n, nil
+}
+
+// newHost creates the libp2p host: TCP and QUIC, TLS 1.3 and Noise, yamux,
+// identify and ping, our connection gater, and explicit resource limits.
+func (n *Node) newHost() (host.Host, error) {
+	limits := rcmgr.PartialLimitConfig{
+		System: rcmgr.ResourceLimits{
+			Conns: 1024, ConnsInbound: 512, ConnsOutbound: 512,
+			Streams: 8192, StreamsInbound: 4096, StreamsOutbound: 4096,
+			FD: 512, Memory: 512 << 20,
+		},
+		// Before the handshake, a peer gets few streams: it has proven nothing.
+		PeerDefault: rcmgr.ResourceLimits{
+			Conns: 8, Streams: 256, StreamsInbound: 128, StreamsOutbound: 128, Memory: 32 << 20,
+		},
+	}.Build(rcmgr.DefaultLimits.AutoScale())
+	rm, err := rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(limits))
+	if err != nil {
+		return nil, fmt.Errorf("resource manager: %w", err)
+	}
+	cm, err := connmgr.NewConnManager(n.cfg.ConnLow, n.cfg.ConnHigh, connmgr.WithGracePeriod(time.Minute))
+	if err != nil {
+		return nil, fmt.Errorf("connection manager: %w", err)
+	}
+	h, err := libp2p.New(
+		libp2p.Identity(n.id.LibP2PKey()),
+		libp2p.ListenAddrs(n.s.listen...),
+		libp2p.Transport(tcp.NewTCPTransport),
+		libp2p.Transport(libp2pquic.NewTransport),
+		libp2p.Security(libp2ptls.ID, libp2ptls.New),
+		libp2p.Security(noise.ID, noise.New),
+		libp2p.Muxer(yamux.ID, yamux.DefaultTransport),
+		libp2p.ConnectionGater(&gater{revocations: n.verifier.Revocations(), log: n.log, metrics: n.metrics}),
+		libp2p.ResourceManager(rm),
+		libp2p.ConnectionManager(cm),
+		libp2p.Ping(true),
+		libp2p.DisableRelay(),
+		libp2p.UserAgent("ztmeshd"),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("libp2p host: %w", err)
+	}
+	return h, nil
+}
+
+// Start begins handling handshakes and runs the node's background work
+// (expiry, revocation file, bootstrap, mDNS, local API, metrics) until Close.
+func (n *Node) Start(ctx context.Context) error {
+	n.ctx, n.cancel = context.WithCancel(ctx)
+	n.host.SetStreamHandler(AuthProtocol, n.handleAuth)
+	n.host.Network().Notify(&network.NotifyBundle{
+		ConnectedF:    func(_ network.Network, c network.Conn) { n.onConnected(c) },
+		DisconnectedF: func(_ network.Network, c network.Conn) { n.onDisconnected(c) },
+	})
+	// Connections made before Notify (none in practice) are handled too.
+	for _, c := range n.host.Network().Conns() {
+		n.onConnected(c)
+	}
+
+	var err error
+	if n.api, err = newAPIServer(n); err != nil {
+		n.Close()
+		return err
+	}
+	if n.cfg.Metrics != "" {
+		if err := n.serveMetrics(); err != nil {
+			n.Close()
+			return err
+		}
+	}
+	n.goLoop(n.expiryLoop)
+	if n.cfg.Revocations != "" {
+		n.goLoop(n.watchRevocations)
+	}
+	for _, ai := range n.s.bootstrap {
+		n.goLoop(func(ctx context.Context) { n.keepConnected(ctx, ai) })
+	}
+	if *n.cfg.MDNS {
+		n.mdns = mdns.NewMdnsService(n.host, "_ztmesh-"+n.cfg.Mesh+"._udp", mdnsNotifee{n})
+		if err := n.mdns.Start(); err != nil {
+			n.log.Warn("mDNS discovery not started", "event_type", "mdns_error", "reason", err.Error())
+			n.mdns = nil
+		}
+	}
+	n.log.Info("node started", "event_type", "node_started", "peer_id", n.host.ID().String(),
+		"listen", multiaddrStrings(n.ListenAddrs()), "mesh", n.cfg.Mesh, "api", n.cfg.API)
+	return nil
+}
+
+// goLoop runs f in a goroutine that Close waits for. After Close it does
+// nothing: the WaitGroup is only added to under n.mu while the node is open.
+func (n *Node) goLoop(f func(ctx context.Context)) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.closed {
+		return
+	}
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		f(n.ctx)
+	}()
+}
+
+// Close stops the node: it closes the API, discovery and host, and waits for
+// every goroutine the node started.
+func (n *Node) Close() error {
+	n.mu.Lock()
+	if n.closed {
+		n.mu.Unlock()
+		return nil
+	}
+	n.closed = true
+	for _, t := range n.pending {
+		t.Stop()
+	}
+	n.mu.Unlock()
+	if n.cancel != nil {
+		n.cancel()
+	}
+	var errs []error
+	if n.api != nil {
+		errs = append(errs, n.api.close())
+	}
+	if n.metricSrv != nil {
+		errs = append(errs, n.metricSrv.Close())
+	}
+	if n.mdns != nil {
+		errs = append(errs, n.mdns.Close())
+	}
+	errs = append(errs, n.host.Close())
+	n.wg.Wait()
+	n.log.Info("node stopped", "event_type", "node_stopped")
+	return errors.Join(errs...)
+}
+
+// DID is the node's DID.
+func (n *Node) DID() did.DID { return n.id.DID() }
+
+// Host is the node's libp2p host.
+func (n *Node) Host() host.Host { return n.host }
+
+// Registry is the node's registry of verified peers.
+func (n *Node) Registry() *Registry { return n.registry }
+
+// Credential is the node's own current credential.
+func (n *Node) Credential() *did.Credential { return n.cred.Load() }
+
+// Config is the node's configuration, with defaults applied.
+func (n *Node) Config() Config { return n.cfg }
+
+// ListenAddrs are the node's listen addresses, each ending in /p2p/<peer-id>.
+func (n *Node) ListenAddrs() []ma.Multiaddr {
+	ai := peer.AddrInfo{ID: n.host.ID(), Addrs: n.host.Addrs()}
+	addrs, err := peer.AddrInfoToP2pAddrs(&ai)
+	if err != nil {
+		return nil
+	}
+	return addrs
+}
+
+func (n *Node) serveMetrics() error {
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(n.metrics.reg, promhttp.HandlerOpts{}))
+	ln, err := listenTCP(n.cfg.Metrics)
+	if err != nil {
+		return fmt.Errorf("metrics: %w", err)
+	}
+	n.metricSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	n.goLoop(func(context.Context) {
+		if err := n.metricSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			n.log.Error("metrics server", "event_type", "metrics_error", "reason", err.Error())
+		}
+	})
+	return nil
+}
+
+// expiryLoop drops verified peers whose credential expired. It wakes every
+// second: expiry is enforced within a second, and a credential renewed in
+// time has replaced the registry entry before it is looked at.
+func (n *Node) expiryLoop(ctx context.Context) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		for _, p := range n.registry.expired(n.now(), did.DefaultClockSkew) {
+			n.drop(p.ID, "expired", fmt.Sprintf("credential %s expired at %s", p.Credential.ID, p.Credential.Expires.Format(time.RFC3339)))
+		}
+	}
+}
+
+// drop removes a peer from the registry and closes its connections.
+func (n *Node) drop(p peer.ID, reason, detail string) {
+	n.registry.remove(p)
+	n.metrics.refusal(reason)
+	n.log.Warn("peer dropped", "event_type", "peer_dropped", "peer", p.String(), "reason", reason, "detail", detail)
+	if err := n.host.Network().ClosePeer(p); err != nil {
+		n.log.Debug("close peer", "peer", p.String(), "reason", err.Error())
+	}
+}
+
+type mdnsNotifee struct{ n *Node }
+
+func (m mdnsNotifee) HandlePeerFound(ai peer.AddrInfo) {
+	if ai.ID == m.n.host.ID() {
+		return
+	}
+	ctx, cancel := context.WithTimeout(m.n.ctx, 10*time.Second)
+	defer cancel()
+	if err := m.n.host.Connect(ctx, ai); err != nil {
+		m.n.log.Debug("mDNS peer unreachable", "event_type", "mdns_connect_failed", "peer", ai.ID.String(), "reason", err.Error())
+	}
+}
+
+func multiaddrStrings(addrs []ma.Multiaddr) []string {
+	out := make([]string, len(addrs))
+	for i, a := range addrs {
+		out[i] = a.String()
+	}
+	return out
+}
