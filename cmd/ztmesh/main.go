@@ -1,5 +1,6 @@
 // Command ztmesh is the operator's tool for a ztmesh fleet: it creates node
-// identities, issues, inspects, verifies and revokes credentials.
+// identities, issues, inspects, verifies, revokes and installs credentials,
+// and shows a running daemon's status and peers.
 //
 // Each subcommand is a function (args, stdout, stderr) error; only main
 // exits. Run `ztmesh help` for the list.
@@ -28,6 +29,9 @@ func commands() []command {
 		{"cred verify", "verify a credential against pinned issuers and a revocation list", credVerify},
 		{"cred inspect", "decode a credential WITHOUT verifying it", credInspect},
 		{"cred revoke", "add credential IDs or subject DIDs to a signed revocation list", credRevoke},
+		{"cred install", "verify and install a (renewed) credential into a node, running or not", credInstall},
+		{"status", "show a running daemon: DID, addresses, credential, peer counts", status},
+		{"peers", "list a running daemon's peers and their verified claims", peers},
 	}
 }
 

@@ -1,0 +1,373 @@
+//go:build integration
+
+// Multi-process tests: real ztmeshd processes on 127.0.0.1, driven and
+// observed through the ztmesh CLI and their JSON logs. Run with
+// `go test -tags integration ./cmd/ztmeshd` (make test does).
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+var binDir string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "ztmesh-bin")
+	if err != nil {
+		panic(err)
+	}
+	build := exec.Command("go", "build", "-o", dir+"/", "github.com/ztmesh/ztmesh/cmd/ztmesh", "github.com/ztmesh/ztmesh/cmd/ztmeshd")
+	build.Stderr = os.Stderr
+	if err := build.Run(); err != nil {
+		panic("building binaries: " + err.Error())
+	}
+	binDir = dir
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// ztmesh runs the CLI and returns stdout; it fails the test on a non-zero exit.
+func ztmesh(t *testing.T, args ...string) string {
+	t.Helper()
+	out, err := ztmeshErr(args...)
+	if err != nil {
+		t.Fatalf("ztmesh %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return out
+}
+
+func ztmeshErr(args ...string) (string, error) {
+	cmd := exec.Command(filepath.Join(binDir, "ztmesh"), args...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	if err != nil {
+		return out.String() + errb.String(), err
+	}
+	return out.String(), nil
+}
+
+type fleet struct {
+	t      *testing.T
+	root   string
+	issuer string // DID
+}
+
+func newFleet(t *testing.T) *fleet {
+	f := &fleet{t: t, root: t.TempDir()}
+	ztmesh(t, "id", "init", "--dir", f.path("issuer"))
+	f.issuer = strings.TrimSpace(ztmesh(t, "id", "show", "--dir", f.path("issuer"), "--did"))
+	return f
+}
+
+func (f *fleet) path(name string) string { return filepath.Join(f.root, name) }
+
+// agent creates an identity and a credential from issuerDir for it.
+func (f *fleet) agent(name, issuerDir string, zones string) (dir, didStr string) {
+	dir = f.path(name)
+	ztmesh(f.t, "id", "init", "--dir", dir)
+	didStr = strings.TrimSpace(ztmesh(f.t, "id", "show", "--dir", dir, "--did"))
+	ztmesh(f.t, "cred", "issue", "--issuer-dir", issuerDir, "--subject", didStr, "--role", "vehicle",
+		"--trust", "0.9", "--zones", zones, "--software-version", "1.4.0", "--out", filepath.Join(dir, "credential.jwt"))
+	return dir, didStr
+}
+
+type daemon struct {
+	t    *testing.T
+	dir  string
+	cmd  *exec.Cmd
+	log  string
+	addr string // first listen multiaddr with /p2p
+	did  string
+}
+
+// start runs ztmeshd for dir and waits until its API answers.
+func (f *fleet) start(dir string, args ...string) *daemon {
+	f.t.Helper()
+	d := &daemon{t: f.t, dir: dir, log: filepath.Join(dir, "daemon.log")}
+	logf, err := os.Create(d.log)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	base := []string{"--dir", dir, "--listen", "/ip4/127.0.0.1/tcp/0", "--no-mdns", "--log-level", "debug"}
+	d.cmd = exec.Command(filepath.Join(binDir, "ztmeshd"), append(base, args...)...)
+	d.cmd.Stderr = logf
+	if err := d.cmd.Start(); err != nil {
+		f.t.Fatal(err)
+	}
+	f.t.Cleanup(func() { d.stop(); logf.Close() })
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		out, err := ztmeshErr("status", "--dir", dir, "--json")
+		if err == nil {
+			var st struct {
+				DID         string   `json:"did"`
+				ListenAddrs []string `json:"listen_addrs"`
+			}
+			if err := json.Unmarshal([]byte(out), &st); err != nil {
+				f.t.Fatal(err)
+			}
+			d.addr, d.did = st.ListenAddrs[0], st.DID
+			return d
+		}
+		if d.cmd.ProcessState != nil || time.Now().After(deadline) {
+			logs, _ := os.ReadFile(d.log)
+			f.t.Fatalf("ztmeshd for %s did not come up: %v\n%s", dir, err, logs)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func (d *daemon) stop() {
+	if d.cmd.ProcessState != nil {
+		return
+	}
+	d.cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() { d.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		d.cmd.Process.Kill()
+		<-done
+	}
+}
+
+type peerEntry struct {
+	DID      string  `json:"did"`
+	Verified bool    `json:"verified"`
+	Expires  string  `json:"expires"`
+	Trust    float64 `json:"trust_score"`
+}
+
+func (d *daemon) peers() []peerEntry {
+	d.t.Helper()
+	var ps []peerEntry
+	if err := json.Unmarshal([]byte(ztmesh(d.t, "peers", "--dir", d.dir, "--json")), &ps); err != nil {
+		d.t.Fatal(err)
+	}
+	return ps
+}
+
+func (d *daemon) verified(didStr string) bool {
+	for _, p := range d.peers() {
+		if p.DID == didStr && p.Verified {
+			return true
+		}
+	}
+	return false
+}
+
+func (d *daemon) connected(didStr string) bool {
+	for _, p := range d.peers() {
+		if p.DID == didStr {
+			return true
+		}
+	}
+	return false
+}
+
+// logLine returns the first JSON log line containing every key=value.
+func (d *daemon) logLine(kv map[string]string) map[string]any {
+	data, _ := os.ReadFile(d.log)
+	for _, line := range bytes.Split(data, []byte("\n")) {
+		var m map[string]any
+		if json.Unmarshal(line, &m) != nil {
+			continue
+		}
+		ok := true
+		for k, v := range kv {
+			if s, _ := m[k].(string); !strings.Contains(s, v) {
+				ok = false
+			}
+		}
+		if ok {
+			return m
+		}
+	}
+	return nil
+}
+
+func eventually(t *testing.T, d time.Duration, what string, cond func() bool) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for !cond() {
+		if time.Since(start) > d {
+			t.Fatalf("after %s: %s", d, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return time.Since(start)
+}
+
+func rssKB(t *testing.T, pid int) int {
+	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		return -1
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if strings.HasPrefix(line, "VmRSS:") {
+			n, _ := strconv.Atoi(strings.Fields(line)[1])
+			return n
+		}
+	}
+	return -1
+}
+
+func TestThreeDaemonsVerifyEachOther(t *testing.T) {
+	f := newFleet(t)
+	issuerDir := f.path("issuer")
+	dirs := make([]string, 3)
+	dids := make([]string, 3)
+	for i := range dirs {
+		dirs[i], dids[i] = f.agent("agent"+strconv.Itoa(i), issuerDir, "z1")
+	}
+	d0 := f.start(dirs[0], "--trust-issuer", f.issuer)
+	d1 := f.start(dirs[1], "--trust-issuer", f.issuer, "--bootstrap", d0.addr)
+	d2 := f.start(dirs[2], "--trust-issuer", f.issuer, "--bootstrap", d0.addr, "--bootstrap", d1.addr)
+	ds := []*daemon{d0, d1, d2}
+	for i, d := range ds {
+		for j := range ds {
+			if i != j {
+				eventually(t, 10*time.Second, "daemon "+strconv.Itoa(i)+" verifies "+strconv.Itoa(j),
+					func() bool { return d.verified(dids[j]) })
+			}
+		}
+	}
+	var st struct {
+		PeersConnected int `json:"peers_connected"`
+		PeersVerified  int `json:"peers_verified"`
+	}
+	json.Unmarshal([]byte(ztmesh(t, "status", "--dir", dirs[0], "--json")), &st)
+	if st.PeersConnected != 2 || st.PeersVerified != 2 {
+		t.Fatalf("status: %+v", st)
+	}
+	// Idle RSS of a daemon with two verified peers, for the record.
+	time.Sleep(2 * time.Second)
+	t.Logf("idle RSS of ztmeshd with 2 verified peers: %d KiB", rssKB(t, d0.cmd.Process.Pid))
+
+	// Graceful shutdown: exit 0, API files removed, peers see it go.
+	d2.cmd.Process.Signal(syscall.SIGTERM)
+	if err := d2.cmd.Wait(); err != nil {
+		t.Fatalf("ztmeshd exit after SIGTERM: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dirs[2], "api.addr")); !os.IsNotExist(err) {
+		t.Fatal("api.addr left behind after shutdown")
+	}
+	eventually(t, 5*time.Second, "peers notice the shutdown", func() bool { return !d0.connected(dids[2]) })
+}
+
+func TestRefusedAndRevokedDaemons(t *testing.T) {
+	f := newFleet(t)
+	issuerDir := f.path("issuer")
+	rogueDir := f.path("rogue-issuer")
+	ztmesh(t, "id", "init", "--dir", rogueDir)
+	rogue := strings.TrimSpace(ztmesh(t, "id", "show", "--dir", rogueDir, "--did"))
+	revFile := f.path("revoked.jwt")
+
+	aDir, _ := f.agent("a", issuerDir, "z1")
+	bDir, bDID := f.agent("b", issuerDir, "z1")
+	cDir, cDID := f.agent("c", rogueDir, "z1") // credential from an issuer nobody pins but c itself
+
+	a := f.start(aDir, "--trust-issuer", f.issuer, "--revocations", revFile, "--auth-grace", "2s")
+	b := f.start(bDir, "--trust-issuer", f.issuer, "--bootstrap", a.addr)
+	c := f.start(cDir, "--trust-issuer", rogue, "--bootstrap", a.addr)
+
+	eventually(t, 10*time.Second, "a verifies b", func() bool { return a.verified(bDID) })
+	eventually(t, 10*time.Second, "a refuses c: untrusted issuer", func() bool {
+		return a.logLine(map[string]string{"event_type": "handshake_refused", "reason": "untrusted issuer"}) != nil
+	})
+	if a.verified(cDID) {
+		t.Fatal("c with a foreign-issuer credential is verified")
+	}
+	if c.logLine(map[string]string{"event_type": "credential_refused_by_peer", "reason": "untrusted issuer"}) == nil {
+		t.Error("c was not told why it was refused")
+	}
+
+	// Revoke b with the CLI; a watches the file and cuts b off within a second.
+	ztmesh(t, "cred", "revoke", "--issuer-dir", issuerDir, "--subject", bDID, "--list", revFile)
+	took := eventually(t, 2*time.Second, "a disconnects revoked b", func() bool { return !a.connected(bDID) })
+	t.Logf("revoked daemon cut off %s after the revocation list was written", took)
+	if took > time.Second {
+		t.Errorf("revocation took %s, want within 1s", took)
+	}
+	if a.logLine(map[string]string{"event_type": "peer_dropped", "reason": "revoked"}) == nil {
+		t.Error("no revoked drop in a's logs")
+	}
+	// b keeps trying to reconnect (bootstrap); the gater refuses it with the reason.
+	eventually(t, 10*time.Second, "a's gater refuses b", func() bool {
+		return a.logLine(map[string]string{"event_type": "connection_refused", "reason": "revoked"}) != nil
+	})
+	if a.verified(bDID) {
+		t.Fatal("revoked b verified again")
+	}
+	_ = b
+}
+
+func TestRenewalThroughCLIKeepsConnection(t *testing.T) {
+	f := newFleet(t)
+	issuerDir := f.path("issuer")
+	aDir, _ := f.agent("a", issuerDir, "z1")
+	bDir, bDID := f.agent("b", issuerDir, "z1")
+	a := f.start(aDir, "--trust-issuer", f.issuer)
+	f.start(bDir, "--trust-issuer", f.issuer, "--bootstrap", a.addr)
+	eventually(t, 10*time.Second, "a verifies b", func() bool { return a.verified(bDID) })
+
+	renewed := f.path("renewed.jwt")
+	ztmesh(t, "cred", "issue", "--issuer-dir", issuerDir, "--subject", bDID, "--role", "vehicle",
+		"--trust", "0.95", "--zones", "z1", "--software-version", "1.5.0", "--ttl", "48h", "--out", renewed)
+	out := ztmesh(t, "cred", "install", "--dir", bDir, renewed)
+	if !strings.Contains(out, "running daemon") {
+		t.Fatalf("install output: %s", out)
+	}
+	eventually(t, 5*time.Second, "a sees b's renewed credential", func() bool {
+		for _, p := range a.peers() {
+			if p.DID == bDID && p.Trust == 0.95 {
+				return true
+			}
+		}
+		return false
+	})
+	if a.logLine(map[string]string{"event_type": "credential_renewed"}) == nil {
+		t.Error("no credential_renewed log line")
+	}
+	if a.logLine(map[string]string{"event_type": "peer_disconnected"}) != nil {
+		t.Error("renewal dropped the connection")
+	}
+
+	// A credential for another node is refused by the running daemon.
+	if out, err := ztmeshErr("cred", "install", "--dir", bDir, filepath.Join(aDir, "credential.jwt")); err == nil ||
+		!strings.Contains(out, "subject mismatch") {
+		t.Fatalf("installing a's credential into b: %v %s", err, out)
+	}
+}
+
+func TestCredInstallOffline(t *testing.T) {
+	f := newFleet(t)
+	issuerDir := f.path("issuer")
+	aDir, aDID := f.agent("a", issuerDir, "z1")
+	renewed := f.path("renewed.jwt")
+	ztmesh(t, "cred", "issue", "--issuer-dir", issuerDir, "--subject", aDID, "--role", "vehicle",
+		"--trust", "0.5", "--zones", "z2", "--software-version", "1.4.0", "--out", renewed)
+	if out, err := ztmeshErr("cred", "install", "--dir", aDir, renewed); err == nil || !strings.Contains(out, "--trust-issuer") {
+		t.Fatalf("offline install without issuers: %v %s", err, out)
+	}
+	out := ztmesh(t, "cred", "install", "--dir", aDir, "--trust-issuer", f.issuer, renewed)
+	if !strings.Contains(out, "not running") {
+		t.Fatalf("output: %s", out)
+	}
+	a := f.start(aDir, "--trust-issuer", f.issuer)
+	if st := ztmesh(t, "status", "--dir", a.dir); !strings.Contains(st, "zones z2") {
+		t.Fatalf("daemon did not start with the installed credential:\n%s", st)
+	}
+}

@@ -1,0 +1,61 @@
+package node
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestExampleConfigParses(t *testing.T) {
+	// The annotated example in docs/ must stay a valid config.
+	c, err := LoadConfigFile(filepath.Join("..", "docs", "ztmeshd.example.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Dir = t.TempDir() // the daemon's --dir
+	c = c.WithDefaults()
+	if _, err := c.parse(); err != nil {
+		t.Fatal(err)
+	}
+	if time.Duration(c.AuthGrace) != 10*time.Second || c.Mesh != "fleet" || len(c.Bootstrap) != 1 || *c.MDNS {
+		t.Fatalf("example config read as %+v", c)
+	}
+}
+
+func TestConfigRejectsUnknownFields(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "c.yaml")
+	os.WriteFile(p, []byte("mesh: fleet\nlisten_addrs: [x]\n"), 0o644)
+	if _, err := LoadConfigFile(p); err == nil || !strings.Contains(err.Error(), "listen_addrs") {
+		t.Fatalf("got %v", err)
+	}
+}
+
+func TestEmptyConfigFileIsDefaults(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "c.yaml")
+	os.WriteFile(p, nil, 0o644)
+	if _, err := LoadConfigFile(p); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestConfigReportsEveryProblem(t *testing.T) {
+	c := Config{
+		Listen:       []string{"not-a-multiaddr"},
+		Bootstrap:    []string{"/ip4/127.0.0.1/tcp/1"}, // no /p2p
+		TrustIssuers: []string{"did:web:example.com"},
+		Mesh:         "Bad Mesh",
+		API:          "tcp:0.0.0.0:80",
+		LogLevel:     "chatty",
+	}.WithDefaults()
+	_, err := c.parse()
+	if err == nil {
+		t.Fatal("accepted")
+	}
+	for _, want := range []string{"no data dir", "listen", "bootstrap", "trust issuer", "mesh name", "loopback", "log level"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q: %v", want, err)
+		}
+	}
+}
