@@ -4,16 +4,17 @@ GO      ?= go
 BIN     := bin
 GOFILES  = $(shell git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './bin/*')
 
-.PHONY: all build test test-unit vet fmt fmt-check bench fuzz demo demo-creds clean help
+.PHONY: all build test test-unit test-integration vet fmt fmt-check bench fuzz demo demo-creds clean help
 
 all: build
 
 help:
 	@echo "make build       build ztmesh into ./bin"
-	@echo "make test        vet, format check and the whole test suite (race detector on)"
+	@echo "make test        vet, format check, unit tests (race detector on) and multi-process tests"
+	@echo "make test-unit   the fast in-process suite only (go test -race ./...)"
 	@echo "make bench       benchmarks, each next to its baseline in the same run"
 	@echo "make fuzz        run every fuzz target for FUZZTIME (default 20s) each"
-	@echo "make demo        the main demo"
+	@echo "make demo        a local mesh of ztmeshd daemons: verify, refuse, revoke"
 	@echo "make demo-creds  the credential walkthrough: issue, verify, revoke, reject"
 	@echo "make fmt         gofmt the tree"
 
@@ -30,9 +31,16 @@ fmt-check:
 	@out=$$(gofmt -l $(GOFILES)); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
 # The race detector is on for every package: the ones without goroutines
-# cost little, and the ones with them are where it matters.
-test: vet fmt-check
+# cost little, and the ones with them are where it matters. Multi-process
+# tests (real ztmeshd daemons) carry the integration build tag.
+test: vet fmt-check test-unit test-integration
+
+test-unit:
 	$(GO) test -race -count=1 ./...
+
+test-integration:
+	$(GO) vet -tags integration ./cmd/ztmeshd
+	$(GO) test -tags integration -count=1 ./cmd/ztmeshd
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./...
@@ -45,7 +53,8 @@ fuzz:
 	  done; \
 	done
 
-demo: demo-creds
+demo: build
+	./scripts/demo-mesh.sh
 
 demo-creds: build
 	./scripts/demo-credentials.sh

@@ -1,0 +1,40 @@
+package ztmesh_test
+
+import (
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+// TestDependencyDirection checks the package rules of the design: did,
+// policy, crdt and attest never reach the network layer (libp2p hosts,
+// swarm, transports, pubsub) nor the packages that compose it (node,
+// pubsub). They may use go-libp2p/core's key and peer ID types. A package
+// that does not exist yet is skipped.
+func TestDependencyDirection(t *testing.T) {
+	networking := []string{
+		"github.com/libp2p/go-libp2p-pubsub",
+		"github.com/libp2p/go-libp2p/p2p/",
+		"github.com/libp2p/go-libp2p/core/host",
+		"github.com/libp2p/go-libp2p/core/network",
+		"github.com/ztmesh/ztmesh/node",
+		"github.com/ztmesh/ztmesh/pubsub",
+	}
+	for _, pkg := range []string{"did", "policy", "crdt", "attest"} {
+		if _, err := os.Stat(pkg); os.IsNotExist(err) {
+			continue
+		}
+		out, err := exec.Command("go", "list", "-deps", "./"+pkg+"/...").CombinedOutput()
+		if err != nil {
+			t.Fatalf("go list %s: %v\n%s", pkg, err, out)
+		}
+		for _, dep := range strings.Fields(string(out)) {
+			for _, bad := range networking {
+				if strings.HasPrefix(dep, bad) {
+					t.Errorf("%s depends on %s", pkg, dep)
+				}
+			}
+		}
+	}
+}
