@@ -1,9 +1,6 @@
 package node
 
 import (
-	"bytes"
-	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -11,6 +8,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/protocol"
 
 	"github.com/ztmesh/ztmesh/did"
+	"github.com/ztmesh/ztmesh/internal/wire"
 )
 
 // AuthProtocol is the credential handshake's libp2p protocol ID.
@@ -37,46 +35,18 @@ type result struct {
 	Reason   string `json:"reason,omitempty"`
 }
 
-var errFrameTooLarge = errors.New("handshake frame too large")
+var errFrameTooLarge = wire.ErrTooLarge
 
-// writeFrame writes a 4-byte big-endian length and the JSON of v.
-func writeFrame(w io.Writer, v any) error {
-	body, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	if len(body) > MaxHandshakeMessage {
-		return fmt.Errorf("%w: %d bytes", errFrameTooLarge, len(body))
-	}
-	buf := make([]byte, 4+len(body))
-	binary.BigEndian.PutUint32(buf, uint32(len(body)))
-	copy(buf[4:], body)
-	_, err = w.Write(buf)
-	return err
-}
+func writeFrame(w io.Writer, v any) error { return wire.WriteJSON(w, v, MaxHandshakeMessage) }
 
 // readFrame reads one frame, refusing a length over MaxHandshakeMessage
 // before allocating anything.
-func readFrame(r io.Reader) ([]byte, error) {
-	var hdr [4]byte
-	if _, err := io.ReadFull(r, hdr[:]); err != nil {
-		return nil, fmt.Errorf("read frame header: %w", err)
-	}
-	n := binary.BigEndian.Uint32(hdr[:])
-	if n > MaxHandshakeMessage {
-		return nil, fmt.Errorf("%w: %d bytes, limit %d", errFrameTooLarge, n, MaxHandshakeMessage)
-	}
-	body := make([]byte, n)
-	if _, err := io.ReadFull(r, body); err != nil {
-		return nil, fmt.Errorf("read frame: %w", err)
-	}
-	return body, nil
-}
+func readFrame(r io.Reader) ([]byte, error) { return wire.ReadFrame(r, MaxHandshakeMessage) }
 
 // decodePresent parses a present frame strictly.
 func decodePresent(body []byte) (*present, error) {
 	var p present
-	if err := decodeStrictJSON(body, &p); err != nil {
+	if err := wire.DecodeStrict(body, &p); err != nil {
 		return nil, fmt.Errorf("malformed handshake: %w", err)
 	}
 	if p.V != handshakeVersion {
@@ -90,7 +60,7 @@ func decodePresent(body []byte) (*present, error) {
 
 func decodeResult(body []byte) (*result, error) {
 	var r result
-	if err := decodeStrictJSON(body, &r); err != nil {
+	if err := wire.DecodeStrict(body, &r); err != nil {
 		return nil, fmt.Errorf("malformed handshake result: %w", err)
 	}
 	if r.V != handshakeVersion {
@@ -99,14 +69,3 @@ func decodeResult(body []byte) (*result, error) {
 	return &r, nil
 }
 
-func decodeStrictJSON(data []byte, v any) error {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return err
-	}
-	if dec.More() {
-		return errors.New("trailing data")
-	}
-	return nil
-}

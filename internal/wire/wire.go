@@ -1,0 +1,73 @@
+// Package wire frames JSON messages on libp2p streams: a 4-byte big-endian
+// length, then that many bytes of JSON. Readers refuse a length over their
+// limit before allocating, and decode strictly (unknown fields and trailing
+// data are errors). Every ztmesh stream protocol uses it.
+package wire
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+)
+
+// ErrTooLarge is returned for a frame longer than the reader's limit.
+var ErrTooLarge = errors.New("frame too large")
+
+// WriteJSON writes v as one frame; it refuses to write more than limit bytes.
+func WriteJSON(w io.Writer, v any, limit int) error {
+	body, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	if len(body) > limit {
+		return fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, len(body), limit)
+	}
+	buf := make([]byte, 4+len(body))
+	binary.BigEndian.PutUint32(buf, uint32(len(body)))
+	copy(buf[4:], body)
+	_, err = w.Write(buf)
+	return err
+}
+
+// ReadFrame reads one frame of at most limit bytes.
+func ReadFrame(r io.Reader, limit int) ([]byte, error) {
+	var hdr [4]byte
+	if _, err := io.ReadFull(r, hdr[:]); err != nil {
+		return nil, fmt.Errorf("read frame header: %w", err)
+	}
+	n := binary.BigEndian.Uint32(hdr[:])
+	if uint64(n) > uint64(limit) {
+		return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, n, limit)
+	}
+	body := make([]byte, n)
+	if _, err := io.ReadFull(r, body); err != nil {
+		return nil, fmt.Errorf("read frame: %w", err)
+	}
+	return body, nil
+}
+
+// DecodeStrict decodes exactly one JSON value into v, refusing unknown
+// fields and trailing data.
+func DecodeStrict(data []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return err
+	}
+	if dec.More() {
+		return errors.New("trailing data after JSON value")
+	}
+	return nil
+}
+
+// ReadJSON reads one frame and decodes it strictly into v.
+func ReadJSON(r io.Reader, v any, limit int) error {
+	body, err := ReadFrame(r, limit)
+	if err != nil {
+		return err
+	}
+	return DecodeStrict(body, v)
+}
