@@ -68,4 +68,3 @@ func decodeResult(body []byte) (*result, error) {
 	}
 	return &r, nil
 }
-
