@@ -1,0 +1,204 @@
+package policy
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"maps"
+	"path"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/ztmesh/ztmesh/did"
+)
+
+// Policy bundle format constants. docs/POLICY.md specifies the format.
+const (
+	// BundleContext is the domain-separation context of a bundle signature
+	// (see did.Identity.Sign): no other signed ztmesh object verifies as a
+	// bundle, nor a bundle as anything else.
+	BundleContext = "ztmesh/policy-bundle/v1"
+	// MaxBundleSize caps a bundle before it is parsed, and a policy read
+	// from files.
+	MaxBundleSize = 1 << 20
+	// maxModules and maxModuleName bound a bundle's module list.
+	maxModules    = 256
+	maxModuleName = 256
+)
+
+// Bundle is a verified policy bundle: Rego modules, signed by an issuer
+// with a version that increases with each bundle it signs.
+type Bundle struct {
+	Issuer   did.DID
+	Version  uint64
+	IssuedAt time.Time
+	Modules  map[string]string // Rego v1 source by module name (*.rego)
+	Raw      []byte            // the signed bundle as received, without surrounding space
+}
+
+// bundleEnvelope is the bundle on the wire: the payload's exact bytes and an
+// Ed25519 signature over them, each in standard base64 with padding.
+type bundleEnvelope struct {
+	Payload   string `json:"payload"`
+	Signature string `json:"signature"`
+}
+
+// bundlePayload is what the issuer signs.
+type bundlePayload struct {
+	Issuer   string            `json:"issuer"`
+	Version  uint64            `json:"version"`
+	IssuedAt string            `json:"issued_at"`
+	Modules  map[string]string `json:"modules"`
+}
+
+// b64 is standard base64 with padding, strict: one encoding per value.
+var b64 = base64.StdEncoding.Strict()
+
+// SignBundle signs modules as bundle version (at least 1) issued at now. It
+// refuses modules that do not compile (ErrCompile): a policy that no node
+// would accept is never signed.
+func SignBundle(issuer *did.Identity, modules map[string]string, version uint64, now time.Time) ([]byte, error) {
+	if version == 0 {
+		return nil, fmt.Errorf("%w: bundle version must be at least 1", ErrMalformed)
+	}
+	if err := checkModules(modules); err != nil {
+		return nil, err
+	}
+	if err := Validate(modules); err != nil {
+		return nil, err
+	}
+	payload, err := json.Marshal(bundlePayload{
+		Issuer:   issuer.DID().String(),
+		Version:  version,
+		IssuedAt: now.UTC().Format(time.RFC3339),
+		Modules:  modules,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return sealBundle(issuer, payload)
+}
+
+// sealBundle signs payload and wraps it in the envelope.
+func sealBundle(issuer *did.Identity, payload []byte) ([]byte, error) {
+	tok, err := json.Marshal(bundleEnvelope{
+		Payload:   b64.EncodeToString(payload),
+		Signature: b64.EncodeToString(issuer.Sign(BundleContext, payload)),
+	})
+	if err != nil {
+		return nil, err
+	}
+	if len(tok) > MaxBundleSize {
+		return nil, fmt.Errorf("%w: the bundle would be %d bytes, limit %d", ErrTooLarge, len(tok), MaxBundleSize)
+	}
+	return tok, nil
+}
+
+// VerifyBundle checks a bundle: size, then strict structure (unknown fields
+// refused), then that its issuer is trusted (trusted reports whether a DID is
+// a pinned issuer), then the signature over the exact payload bytes. It does
+// not compile the modules nor check the version against earlier bundles:
+// Engine.ApplyBundle does. Each error wraps one of the package's sentinels.
+func VerifyBundle(token []byte, trusted func(did.DID) bool) (*Bundle, error) {
+	if len(token) > MaxBundleSize {
+		return nil, fmt.Errorf("policy bundle rejected: %w: %d bytes, limit %d", ErrTooLarge, len(token), MaxBundleSize)
+	}
+	b, payload, sig, err := decodeBundle(bytes.TrimSpace(token))
+	if err != nil {
+		return nil, fmt.Errorf("policy bundle rejected: %w", err)
+	}
+	if trusted == nil || !trusted(b.Issuer) {
+		return nil, fmt.Errorf("policy bundle rejected: %w: %s is not a pinned issuer", ErrUntrustedIssuer, b.Issuer)
+	}
+	if !did.VerifyDomain(b.Issuer.PublicKey(), BundleContext, payload, sig) {
+		return nil, fmt.Errorf("policy bundle rejected: %w: signature does not verify with the key of %s", ErrBadSignature, b.Issuer)
+	}
+	return b, nil
+}
+
+func decodeBundle(token []byte) (b *Bundle, payload, sig []byte, err error) {
+	var env bundleEnvelope
+	if err := decodeStrict(token, &env); err != nil {
+		return nil, nil, nil, fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	if payload, err = b64.DecodeString(env.Payload); err != nil {
+		return nil, nil, nil, fmt.Errorf("%w: payload encoding: %v", ErrMalformed, err)
+	}
+	if sig, err = b64.DecodeString(env.Signature); err != nil {
+		return nil, nil, nil, fmt.Errorf("%w: signature encoding: %v", ErrMalformed, err)
+	}
+	if len(sig) != ed25519.SignatureSize {
+		return nil, nil, nil, fmt.Errorf("%w: signature is %d bytes, want %d", ErrMalformed, len(sig), ed25519.SignatureSize)
+	}
+	var p bundlePayload
+	if err := decodeStrict(payload, &p); err != nil {
+		return nil, nil, nil, fmt.Errorf("%w: payload: %v", ErrMalformed, err)
+	}
+	iss, err := did.ParseDID(p.Issuer)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("%w: issuer: %v", ErrMalformed, err)
+	}
+	if p.Version == 0 {
+		return nil, nil, nil, fmt.Errorf("%w: version 0", ErrMalformed)
+	}
+	issued, err := time.Parse(time.RFC3339, p.IssuedAt)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("%w: issued_at: %v", ErrMalformed, err)
+	}
+	if err := checkModules(p.Modules); err != nil {
+		return nil, nil, nil, err
+	}
+	return &Bundle{
+		Issuer:   iss,
+		Version:  p.Version,
+		IssuedAt: issued.UTC(),
+		Modules:  maps.Clone(p.Modules),
+		Raw:      bytes.Clone(token),
+	}, payload, sig, nil
+}
+
+// checkModules checks the module list's shape: 1 to 256 modules, each named
+// like a relative file path ending in .rego, at most 256 bytes of UTF-8.
+func checkModules(modules map[string]string) error {
+	if len(modules) == 0 {
+		return fmt.Errorf("%w: no modules", ErrMalformed)
+	}
+	if len(modules) > maxModules {
+		return fmt.Errorf("%w: %d modules, at most %d", ErrMalformed, len(modules), maxModules)
+	}
+	for name := range modules {
+		ok := len(name) <= maxModuleName && utf8.ValidString(name) &&
+			strings.HasSuffix(name, ".rego") && !path.IsAbs(name) &&
+			path.Clean(name) == name && !strings.HasPrefix(name, "../") &&
+			!strings.ContainsFunc(name, func(r rune) bool { return r < 0x20 || r == 0x7f || r == '\\' })
+		if !ok {
+			return fmt.Errorf("%w: module name %q: use a relative path ending in .rego", ErrMalformed, truncate(name))
+		}
+	}
+	return nil
+}
+
+// decodeStrict decodes one JSON value into v, refusing unknown fields and
+// trailing data.
+func decodeStrict(data []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return err
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return fmt.Errorf("trailing data after JSON value")
+	}
+	return nil
+}
+
+func truncate(s string) string {
+	if len(s) > 64 {
+		return s[:64] + "..."
+	}
+	return s
+}
