@@ -11,6 +11,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/ztmesh/ztmesh/did"
+	"github.com/ztmesh/ztmesh/pubsub"
 )
 
 // onConnected runs for every new connection (libp2p calls it synchronously,
@@ -85,7 +86,7 @@ func (n *Node) presentTo(ctx context.Context, p peer.ID) {
 	defer s.Close()
 	_ = s.SetDeadline(time.Now().Add(handshakeTimeout))
 	own := n.cred.Load()
-	if err := writeFrame(s, present{V: handshakeVersion, Mesh: n.cfg.Mesh, Credential: own.Raw}); err != nil {
+	if err := writeFrame(s, present{V: handshakeVersion, Mesh: n.cfg.Mesh, Credential: own.Raw, KeyPackage: n.mesh.KeyPackage()}); err != nil {
 		n.log.Debug("present credential", "event_type", "present_failed", "peer", p.String(), "reason", err.Error())
 		s.Reset()
 		return
@@ -116,7 +117,7 @@ func (n *Node) presentTo(ctx context.Context, p peer.ID) {
 func (n *Node) handleAuth(s network.Stream) {
 	p := s.Conn().RemotePeer()
 	_ = s.SetDeadline(time.Now().Add(handshakeTimeout))
-	cred, reason, err := n.verifyPresent(s, p)
+	cred, kp, reason, err := n.verifyPresent(s, p)
 	if err != nil {
 		outcome := "refused"
 		if reason == "malformed" || reason == "timeout" {
@@ -138,7 +139,7 @@ func (n *Node) handleAuth(s network.Stream) {
 		return
 	}
 	_, renewed := n.registry.Get(p)
-	n.registry.put(Peer{ID: p, DID: cred.Subject, Credential: cred, VerifiedAt: n.now()})
+	n.registry.put(Peer{ID: p, DID: cred.Subject, Credential: cred, KeyPackage: kp, VerifiedAt: n.now()})
 	n.clearPending(p)
 	n.metrics.handshake("accepted")
 	if err := writeFrame(s, result{V: handshakeVersion, Accepted: true}); err != nil {
@@ -149,6 +150,16 @@ func (n *Node) handleAuth(s network.Stream) {
 	event := "peer_verified"
 	if renewed {
 		event = "credential_renewed"
+		if n.mesh.Disallowed(p) { // the renewed credential lost a zone it is subscribed to
+			n.drop(p, "policy", "renewed credential no longer allows a subscribed topic")
+			return
+		}
+	} else {
+		n.goLoop(func(ctx context.Context) {
+			if err := n.mesh.SyncTo(ctx, p); err != nil {
+				n.log.Debug("control sync", "event_type", "sync_failed", "peer", p.String(), "reason", err.Error())
+			}
+		})
 	}
 	n.log.Info("peer verified", "event_type", event, "peer", p.String(), "did", cred.Subject.String(),
 		"role", cred.Claims.Role, "trust_score", cred.Claims.TrustScore, "expires", cred.Expires.Format(time.RFC3339))
@@ -156,33 +167,37 @@ func (n *Node) handleAuth(s network.Stream) {
 
 // verifyPresent reads and verifies one present frame. reason is a short,
 // stable word for logs, metrics and the peer.
-func (n *Node) verifyPresent(s network.Stream, p peer.ID) (*did.Credential, string, error) {
+func (n *Node) verifyPresent(s network.Stream, p peer.ID) (*did.Credential, *pubsub.KeyPackage, string, error) {
 	body, err := readFrame(s)
 	if err != nil {
 		if errors.Is(err, errFrameTooLarge) {
-			return nil, "too large", err
+			return nil, nil, "too large", err
 		}
 		if errors.Is(err, context.DeadlineExceeded) || isTimeout(err) {
-			return nil, "timeout", err
+			return nil, nil, "timeout", err
 		}
-		return nil, "malformed", err
+		return nil, nil, "malformed", err
 	}
 	msg, err := decodePresent(body)
 	if err != nil {
-		return nil, "malformed", err
+		return nil, nil, "malformed", err
 	}
 	if msg.Mesh != n.cfg.Mesh {
-		return nil, "wrong mesh", fmt.Errorf("peer is in mesh %q, we are in %q", truncate(msg.Mesh), n.cfg.Mesh)
+		return nil, nil, "wrong mesh", fmt.Errorf("peer is in mesh %q, we are in %q", truncate(msg.Mesh), n.cfg.Mesh)
 	}
 	holder, err := did.DIDFromPeerID(p)
 	if err != nil {
-		return nil, "subject mismatch", err
+		return nil, nil, "subject mismatch", err
 	}
 	cred, err := n.verifier.VerifyHolder([]byte(msg.Credential), holder, n.now())
 	if err != nil {
-		return nil, reasonOf(err), err
+		return nil, nil, reasonOf(err), err
 	}
-	return cred, "", nil
+	kp, err := pubsub.ParseKeyPackage(msg.KeyPackage, holder, n.now())
+	if err != nil {
+		return nil, nil, "bad key package", err
+	}
+	return cred, kp, "", nil
 }
 
 // reasons, most specific first: a credential that is both expired and

@@ -15,6 +15,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/ztmesh/ztmesh/did"
+	"github.com/ztmesh/ztmesh/pubsub"
 )
 
 // ConfigFile is the config file ztmeshd reads from the data dir when no
@@ -43,6 +44,16 @@ type Config struct {
 	Credential string `yaml:"credential"`
 	// Revocations is a revocation list file, reloaded on change and SIGHUP.
 	Revocations string `yaml:"revocations"`
+	// Policy is a Rego policy file or directory, reloaded on change and
+	// SIGHUP ("" = the embedded default policy).
+	Policy string `yaml:"policy"`
+	// KeySuite is the KEM sender keys are sealed with: MLKEM768-X25519
+	// (default, post-quantum) or X25519 (constrained peers).
+	KeySuite string `yaml:"key_suite"`
+	// MaxSkew is how far a zone message's time may be from ours (default 2m).
+	MaxSkew Duration `yaml:"max_skew"`
+	// KeyRotation is the sender key lifetime (default 10m).
+	KeyRotation Duration `yaml:"key_rotation"`
 	// API is the local API address: "unix:PATH" or "tcp:127.0.0.1:PORT"
 	// (default unix:DIR/api.sock).
 	API string `yaml:"api"`
@@ -124,6 +135,15 @@ func (c Config) WithDefaults() Config {
 	if c.LogLevel == "" {
 		c.LogLevel = "info"
 	}
+	if c.KeySuite == "" {
+		c.KeySuite = pubsub.SuiteHybrid
+	}
+	if c.MaxSkew == 0 {
+		c.MaxSkew = Duration(2 * time.Minute)
+	}
+	if c.KeyRotation == 0 {
+		c.KeyRotation = Duration(10 * time.Minute)
+	}
 	if c.ConnLow == 0 {
 		c.ConnLow = DefaultConnLow
 	}
@@ -193,6 +213,12 @@ func (c Config) parse() (*settings, error) {
 		s.apiNet, s.apiAddr = network, addr
 	default:
 		errs = append(errs, fmt.Errorf("api %q: want unix:PATH or tcp:127.0.0.1:PORT", c.API))
+	}
+	if c.KeySuite != pubsub.SuiteHybrid && c.KeySuite != pubsub.SuiteX25519 {
+		errs = append(errs, fmt.Errorf("key suite %q: use %s or %s", c.KeySuite, pubsub.SuiteHybrid, pubsub.SuiteX25519))
+	}
+	if c.MaxSkew <= 0 || c.KeyRotation < Duration(time.Minute) {
+		errs = append(errs, fmt.Errorf("max skew %s must be positive and key rotation %s at least 1m", time.Duration(c.MaxSkew), time.Duration(c.KeyRotation)))
 	}
 	if c.AuthGrace <= 0 {
 		errs = append(errs, fmt.Errorf("auth grace %s must be positive", time.Duration(c.AuthGrace)))

@@ -9,6 +9,7 @@ import (
 
 	"github.com/ztmesh/ztmesh/did"
 	"github.com/ztmesh/ztmesh/internal/wire"
+	"github.com/ztmesh/ztmesh/pubsub"
 )
 
 // AuthProtocol is the credential handshake's libp2p protocol ID.
@@ -18,14 +19,17 @@ const AuthProtocol protocol.ID = "/ztmesh/auth/1.0.0"
 const handshakeVersion = 1
 
 // MaxHandshakeMessage caps one handshake frame: a credential (at most
-// did.MaxCredentialSize) plus a small envelope.
-const MaxHandshakeMessage = did.MaxCredentialSize + 1024
+// did.MaxCredentialSize), a key package (base64) and a small envelope.
+const MaxHandshakeMessage = did.MaxCredentialSize + 2*pubsub.MaxKeyPackageSize
 
 // present is what a node sends to present its credential.
 type present struct {
 	V          int    `json:"v"`
 	Mesh       string `json:"mesh"`
 	Credential string `json:"credential"`
+	// KeyPackage is the node's signed HPKE key (pubsub.KeyPackage), which
+	// other members seal their sender keys to.
+	KeyPackage []byte `json:"key_package"`
 }
 
 // result is the answer to a present.
@@ -54,6 +58,9 @@ func decodePresent(body []byte) (*present, error) {
 	}
 	if p.Credential == "" {
 		return nil, errors.New("malformed handshake: no credential")
+	}
+	if len(p.KeyPackage) == 0 {
+		return nil, errors.New("malformed handshake: no key package")
 	}
 	return &p, nil
 }

@@ -9,7 +9,7 @@ import (
 
 func TestFrameRoundTrip(t *testing.T) {
 	var buf bytes.Buffer
-	in := present{V: 1, Mesh: "fleet", Credential: "a.b.c"}
+	in := present{V: 1, Mesh: "fleet", Credential: "a.b.c", KeyPackage: []byte("kp")}
 	if err := writeFrame(&buf, in); err != nil {
 		t.Fatal(err)
 	}
@@ -18,7 +18,7 @@ func TestFrameRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	out, err := decodePresent(body)
-	if err != nil || *out != in {
+	if err != nil || out.Mesh != in.Mesh || out.Credential != in.Credential || string(out.KeyPackage) != "kp" {
 		t.Fatalf("got %+v, %v", out, err)
 	}
 }
@@ -38,13 +38,14 @@ func TestReadFrameRefusesBeforeAllocating(t *testing.T) {
 
 func TestDecodePresentRejects(t *testing.T) {
 	for name, body := range map[string]string{
-		"empty":         ``,
-		"not json":      `hello`,
-		"wrong version": `{"v":2,"mesh":"m","credential":"x"}`,
-		"no credential": `{"v":1,"mesh":"m"}`,
-		"unknown field": `{"v":1,"mesh":"m","credential":"x","extra":1}`,
-		"trailing data": `{"v":1,"mesh":"m","credential":"x"} {}`,
-		"wrong types":   `{"v":"1","mesh":"m","credential":"x"}`,
+		"empty":          ``,
+		"not json":       `hello`,
+		"wrong version":  `{"v":2,"mesh":"m","credential":"x","key_package":"a3A="}`,
+		"no credential":  `{"v":1,"mesh":"m","key_package":"a3A="}`,
+		"no key package": `{"v":1,"mesh":"m","credential":"x"}`,
+		"unknown field":  `{"v":1,"mesh":"m","credential":"x","extra":1}`,
+		"trailing data":  `{"v":1,"mesh":"m","credential":"x"} {}`,
+		"wrong types":    `{"v":"1","mesh":"m","credential":"x"}`,
 	} {
 		t.Run(name, func(t *testing.T) {
 			if p, err := decodePresent([]byte(body)); err == nil {
@@ -58,7 +59,7 @@ func TestDecodePresentRejects(t *testing.T) {
 // present decoder, as a hostile peer would.
 func FuzzHandshakeDecoder(f *testing.F) {
 	var buf bytes.Buffer
-	writeFrame(&buf, present{V: 1, Mesh: "m", Credential: "eyJ.eyJ.sig"})
+	writeFrame(&buf, present{V: 1, Mesh: "m", Credential: "eyJ.eyJ.sig", KeyPackage: []byte("kp")})
 	f.Add(buf.Bytes())
 	f.Add([]byte{0, 0, 0, 2, '{', '}'})
 	f.Add([]byte{0xff, 0xff, 0xff, 0xff})

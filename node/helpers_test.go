@@ -23,9 +23,10 @@ import (
 // mesh is a test fleet: one issuer and a helper to start real nodes on
 // loopback with credentials from it.
 type mesh struct {
-	t      testing.TB
-	issuer *did.Identity
-	clock  *clock
+	t       testing.TB
+	issuer  *did.Identity
+	clock   *clock
+	seenTTL time.Duration
 }
 
 // clock is a settable clock shared by a test's nodes. Zero offset is real time.
@@ -47,10 +48,15 @@ func claims(zones ...string) did.Claims {
 	return did.Claims{Role: "vehicle", TrustScore: 0.9, Zones: zones, SoftwareVersion: "1.4.0"}
 }
 
-// credFor issues a credential to id from issuer.
+// credFor issues a credential for zone z1 to id from issuer.
 func (m *mesh) credFor(issuer, id *did.Identity, opts did.IssueOptions) string {
 	m.t.Helper()
-	tok, err := did.Issue(issuer, id.DID(), claims("z1"), opts)
+	return m.credZones(issuer, id, opts, "z1")
+}
+
+func (m *mesh) credZones(issuer, id *did.Identity, opts did.IssueOptions, zones ...string) string {
+	m.t.Helper()
+	tok, err := did.Issue(issuer, id.DID(), claims(zones...), opts)
 	if err != nil {
 		m.t.Fatal(err)
 	}
@@ -78,6 +84,16 @@ func (m *mesh) start(opts ...nodeOpt) *testNode {
 	return m.startWith(id, m.credFor(m.issuer, id, did.IssueOptions{Now: m.clock.now()}), opts...)
 }
 
+// startIn starts a node whose credential lists zones.
+func (m *mesh) startIn(zones []string, opts ...nodeOpt) *testNode {
+	m.t.Helper()
+	id, err := did.GenerateIdentity(rand.Reader)
+	if err != nil {
+		m.t.Fatal(err)
+	}
+	return m.startWith(id, m.credZones(m.issuer, id, did.IssueOptions{Now: m.clock.now()}, zones...), opts...)
+}
+
 func (m *mesh) startWith(id *did.Identity, cred string, opts ...nodeOpt) *testNode {
 	m.t.Helper()
 	dir := m.t.TempDir()
@@ -96,7 +112,7 @@ func (m *mesh) startWith(id *did.Identity, cred string, opts ...nodeOpt) *testNo
 		o(&cfg)
 	}
 	logs := &logBuffer{}
-	n, err := New(cfg, Options{Identity: id, Logger: slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})), Now: m.clock.now})
+	n, err := New(cfg, Options{Identity: id, Logger: slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})), Now: m.clock.now, SeenTTL: m.seenTTL})
 	if err != nil {
 		m.t.Fatal(err)
 	}

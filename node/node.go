@@ -29,6 +29,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/ztmesh/ztmesh/did"
+	"github.com/ztmesh/ztmesh/policy"
+	"github.com/ztmesh/ztmesh/pubsub"
 )
 
 // handshakeTimeout bounds one handshake exchange: a peer that is slower is
@@ -47,6 +49,9 @@ type Options struct {
 	Logger *slog.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// SeenTTL overrides GossipSub's seen-cache lifetime (tests of replays
+	// that outlive it).
+	SeenTTL time.Duration
 }
 
 // Node is a running ztmesh peer.
@@ -57,6 +62,8 @@ type Node struct {
 	log      *slog.Logger
 	now      func() time.Time
 	verifier *did.Verifier
+	policy   *policy.Engine
+	mesh     *pubsub.Mesh
 	host     host.Host
 	registry *Registry
 	metrics  *metrics
@@ -65,9 +72,14 @@ type Node struct {
 	mu      sync.Mutex
 	pending map[peer.ID]*time.Timer // connected peers awaiting the handshake
 	closed  bool
+	seenTTL time.Duration
 
 	revMu    sync.Mutex // serializes revocation reloads
 	revStamp fileStamp
+
+	polMu    sync.Mutex // serializes policy reloads and bundles
+	polStamp fileStamp
+	bundle   []byte // the signed policy bundle in force, if any
 
 	ctx       context.Context
 	cancel    context.CancelFunc
@@ -102,6 +114,7 @@ func New(cfg Config, opts Options) (*Node, error) {
 		now:      opts.Now,
 		registry: newRegistry(),
 		pending:  map[peer.ID]*time.Timer{},
+		seenTTL:  opts.SeenTTL,
 	}
 	if n.now == nil {
 		n.now = time.Now
@@ -118,6 +131,14 @@ func New(cfg Config, opts Options) (*Node, error) {
 
 	if n.verifier, err = did.NewVerifier(s.issuers); err != nil {
 		return nil, err
+	}
+	if n.policy, err = policy.New(policy.WithLogger(n.log), policy.WithNow(n.now)); err != nil {
+		return nil, err
+	}
+	if cfg.Policy != "" {
+		if err := n.ReloadPolicy(); err != nil {
+			return nil, err
+		}
 	}
 	if cfg.Revocations != "" && fileExists(cfg.Revocations) {
 		if err := n.ReloadRevocations(); err != nil {
@@ -194,6 +215,17 @@ func (n *Node) newHost() (host.Host, error) {
 // (expiry, revocation file, bootstrap, mDNS, local API, metrics) until Close.
 func (n *Node) Start(ctx context.Context) error {
 	n.ctx, n.cancel = context.WithCancel(ctx)
+	var err error
+	n.mesh, err = pubsub.New(n.ctx, n.host, pubsub.Config{
+		Mesh: n.cfg.Mesh, Identity: n.id, Credential: n.cred.Load, Policy: n.policy,
+		Members: n, Control: n, Logger: n.log, Now: n.now,
+		MaxSkew: time.Duration(n.cfg.MaxSkew), RotateEvery: time.Duration(n.cfg.KeyRotation), Suite: n.cfg.KeySuite,
+		SeenTTL: n.seenTTL,
+	})
+	if err != nil {
+		n.cancel()
+		return err
+	}
 	n.host.SetStreamHandler(AuthProtocol, n.handleAuth)
 	n.host.Network().Notify(&network.NotifyBundle{
 		ConnectedF:    func(_ network.Network, c network.Conn) { n.onConnected(c) },
@@ -204,7 +236,6 @@ func (n *Node) Start(ctx context.Context) error {
 		n.onConnected(c)
 	}
 
-	var err error
 	if n.api, err = newAPIServer(n); err != nil {
 		n.Close()
 		return err
@@ -218,6 +249,9 @@ func (n *Node) Start(ctx context.Context) error {
 	n.goLoop(n.expiryLoop)
 	if n.cfg.Revocations != "" {
 		n.goLoop(n.watchRevocations)
+	}
+	if n.cfg.Policy != "" {
+		n.goLoop(n.watchPolicy)
 	}
 	for _, ai := range n.s.bootstrap {
 		n.goLoop(func(ctx context.Context) { n.keepConnected(ctx, ai) })
@@ -275,6 +309,9 @@ func (n *Node) Close() error {
 	if n.mdns != nil {
 		errs = append(errs, n.mdns.Close())
 	}
+	if n.mesh != nil {
+		errs = append(errs, n.mesh.Close())
+	}
 	errs = append(errs, n.host.Close())
 	n.wg.Wait()
 	n.log.Info("node stopped", "event_type", "node_stopped")
@@ -292,6 +329,12 @@ func (n *Node) Registry() *Registry { return n.registry }
 
 // Credential is the node's own current credential.
 func (n *Node) Credential() *did.Credential { return n.cred.Load() }
+
+// Mesh is the node's zone messaging.
+func (n *Node) Mesh() *pubsub.Mesh { return n.mesh }
+
+// Policy is the node's policy engine.
+func (n *Node) Policy() *policy.Engine { return n.policy }
 
 // Config is the node's configuration, with defaults applied.
 func (n *Node) Config() Config { return n.cfg }

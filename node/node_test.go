@@ -18,6 +18,7 @@ import (
 	"github.com/libp2p/go-libp2p/p2p/protocol/ping"
 
 	"github.com/ztmesh/ztmesh/did"
+	"github.com/ztmesh/ztmesh/pubsub"
 )
 
 func TestNodesVerifyEachOther(t *testing.T) {
@@ -120,29 +121,32 @@ func TestHandshakeRefusals(t *testing.T) {
 		reason string
 	}{
 		{"expired credential", nil, func(id *did.Identity) []byte {
-			return frameOf(t, present{V: 1, Mesh: DefaultMesh, Credential: m.credFor(m.issuer, id, did.IssueOptions{Now: now.Add(-13 * time.Hour)})})
+			return frameOf(t, present{V: 1, Mesh: DefaultMesh, KeyPackage: kpFor(t, id), Credential: m.credFor(m.issuer, id, did.IssueOptions{Now: now.Add(-13 * time.Hour)})})
 		}, "expired"},
 		{"not yet valid", nil, func(id *did.Identity) []byte {
-			return frameOf(t, present{V: 1, Mesh: DefaultMesh, Credential: m.credFor(m.issuer, id, did.IssueOptions{Now: now.Add(time.Hour)})})
+			return frameOf(t, present{V: 1, Mesh: DefaultMesh, KeyPackage: kpFor(t, id), Credential: m.credFor(m.issuer, id, did.IssueOptions{Now: now.Add(time.Hour)})})
 		}, "not yet valid"},
 		{"foreign issuer", nil, func(id *did.Identity) []byte {
-			return frameOf(t, present{V: 1, Mesh: DefaultMesh, Credential: m.credFor(rogue, id, did.IssueOptions{Now: now})})
+			return frameOf(t, present{V: 1, Mesh: DefaultMesh, KeyPackage: kpFor(t, id), Credential: m.credFor(rogue, id, did.IssueOptions{Now: now})})
 		}, "untrusted issuer"},
 		{"revoked credential", revokedID, func(id *did.Identity) []byte {
-			return frameOf(t, present{V: 1, Mesh: DefaultMesh, Credential: revokedCred})
+			return frameOf(t, present{V: 1, Mesh: DefaultMesh, KeyPackage: kpFor(t, id), Credential: revokedCred})
 		}, "revoked"},
 		{"stolen credential of another node", nil, func(id *did.Identity) []byte {
-			return frameOf(t, present{V: 1, Mesh: DefaultMesh, Credential: m.credFor(m.issuer, other, did.IssueOptions{Now: now})})
+			return frameOf(t, present{V: 1, Mesh: DefaultMesh, KeyPackage: kpFor(t, id), Credential: m.credFor(m.issuer, other, did.IssueOptions{Now: now})})
 		}, "subject mismatch"},
 		{"wrong mesh", nil, func(id *did.Identity) []byte {
-			return frameOf(t, present{V: 1, Mesh: "other", Credential: m.credFor(m.issuer, id, did.IssueOptions{Now: now})})
+			return frameOf(t, present{V: 1, Mesh: "other", KeyPackage: kpFor(t, id), Credential: m.credFor(m.issuer, id, did.IssueOptions{Now: now})})
 		}, "wrong mesh"},
 		{"garbage credential", nil, func(id *did.Identity) []byte {
-			return frameOf(t, present{V: 1, Mesh: DefaultMesh, Credential: "garbage"})
+			return frameOf(t, present{V: 1, Mesh: DefaultMesh, KeyPackage: kpFor(t, id), Credential: "garbage"})
 		}, "malformed"},
 		{"unknown field", nil, func(id *did.Identity) []byte {
-			return frameOf(t, map[string]any{"v": 1, "mesh": DefaultMesh, "credential": "x", "admin": true})
+			return frameOf(t, map[string]any{"v": 1, "mesh": DefaultMesh, "credential": "x", "key_package": kpFor(t, id), "admin": true})
 		}, "malformed"},
+		{"key package of another node", nil, func(id *did.Identity) []byte {
+			return frameOf(t, present{V: 1, Mesh: DefaultMesh, KeyPackage: kpFor(t, other), Credential: m.credFor(m.issuer, id, did.IssueOptions{Now: now})})
+		}, "bad key package"},
 		{"oversized frame", nil, func(id *did.Identity) []byte {
 			return []byte{0xff, 0xff, 0xff, 0xff}
 		}, "too large"},
@@ -319,4 +323,14 @@ func TestNewRefusesBadOwnCredential(t *testing.T) {
 	if err == nil || !bytes.Contains([]byte(err.Error()), []byte("ztmesh cred install")) {
 		t.Fatalf("missing credential: %v", err)
 	}
+}
+
+// kpFor makes a signed key package for id, as a node would present it.
+func kpFor(t testing.TB, id *did.Identity) []byte {
+	t.Helper()
+	kp, err := pubsub.NewKeyPackage(id, pubsub.SuiteX25519, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return kp
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/ztmesh/ztmesh/did"
+	"github.com/ztmesh/ztmesh/pubsub"
 )
 
 // Peer is a verified peer: its identity and the credential it presented.
@@ -16,6 +17,7 @@ type Peer struct {
 	ID         peer.ID
 	DID        did.DID
 	Credential *did.Credential
+	KeyPackage *pubsub.KeyPackage
 	VerifiedAt time.Time
 }
 

@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -30,43 +31,72 @@ func (n *Node) ReloadRevocations() error {
 		return nil
 	}
 	n.revMu.Lock()
-	defer n.revMu.Unlock()
 	if fi, err := os.Stat(n.cfg.Revocations); err == nil {
 		n.revStamp = fileStamp{fi.ModTime(), fi.Size()}
 	}
+	n.revMu.Unlock()
 	data, err := did.ReadFileLimited(n.cfg.Revocations, did.MaxRevocationListSize)
 	if err != nil {
 		return fmt.Errorf("revocation list: %w", err)
 	}
-	list, changed, err := n.verifier.Revocations().Update(data)
+	_, err = n.applyRevocations(data, "file "+n.cfg.Revocations)
+	return err
+}
+
+// ApplyRevocations applies a revocation list from the control topic or a
+// peer's sync (pubsub.ControlHandler).
+func (n *Node) ApplyRevocations(token []byte) (bool, error) {
+	return n.applyRevocations(token, "mesh")
+}
+
+func (n *Node) applyRevocations(token []byte, source string) (bool, error) {
+	n.revMu.Lock()
+	defer n.revMu.Unlock()
+	list, changed, err := n.verifier.Revocations().Update(token)
 	if err != nil {
-		n.log.Error("revocation list refused", "event_type", "revocations_refused", "file", n.cfg.Revocations, "reason", oneLine(err))
-		return err
+		if !errors.Is(err, did.ErrRollback) || source != "mesh" {
+			n.log.Error("revocation list refused", "event_type", "revocations_refused", "source", source, "reason", oneLine(err))
+		}
+		return false, err
 	}
 	if !changed {
-		return nil
+		return false, nil
 	}
-	n.log.Info("revocation list applied", "event_type", "revocations_applied", "issuer", list.Issuer.String(),
+	n.log.Info("revocation list applied", "event_type", "revocations_applied", "source", source, "issuer", list.Issuer.String(),
 		"version", list.Version, "credentials", len(list.Credentials), "subjects", len(list.Subjects))
 	if n.host != nil {
 		n.enforceRevocations()
 	}
-	return nil
+	return true, nil
 }
 
 // enforceRevocations disconnects every peer whose credential or DID is now revoked.
 func (n *Node) enforceRevocations() {
 	rev := n.verifier.Revocations()
+	removed := 0
 	for _, p := range n.registry.List() {
 		if err := rev.Check(p.Credential); err != nil {
 			n.drop(p.ID, "revoked", oneLine(err))
+			if rev.SubjectRevoked(p.DID) && n.mesh != nil {
+				n.mesh.Blacklist(p.ID)
+			}
+			removed++
 		}
 	}
 	// Connected peers not (yet) verified, whose DID is revoked.
 	for _, p := range n.host.Network().Peers() {
 		if d, err := did.DIDFromPeerID(p); err == nil && rev.SubjectRevoked(d) {
 			n.drop(p, "revoked", "subject "+d.String()+" revoked")
+			if n.mesh != nil {
+				n.mesh.Blacklist(p)
+			}
+			removed++
 		}
+	}
+	// Whatever a removed member could read, it could read only with our
+	// current sender keys: replace them.
+	if removed > 0 && n.mesh != nil {
+		n.mesh.RotateKeys("revocation")
 	}
 }
 

@@ -1,0 +1,73 @@
+package pubsub
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"github.com/ztmesh/ztmesh/internal/wire"
+)
+
+// Control message types.
+const (
+	controlRevocations = "revocations"
+	controlPolicy      = "policy"
+)
+
+// controlMessage is the data of a control-topic message:
+// {"v":1,"type":"revocations"|"policy","token":"<base64>"}.
+type controlMessage struct {
+	V     int    `json:"v"`
+	Type  string `json:"type"`
+	Token []byte `json:"token"`
+}
+
+func decodeControl(data []byte) (*controlMessage, error) {
+	if len(data) > MaxMessageSize {
+		return nil, fmt.Errorf("control message of %d bytes", len(data))
+	}
+	var cm controlMessage
+	if err := wire.DecodeStrict(data, &cm); err != nil {
+		return nil, err
+	}
+	if cm.V != 1 || (cm.Type != controlRevocations && cm.Type != controlPolicy) || len(cm.Token) == 0 {
+		return nil, fmt.Errorf("control message v%d type %q", cm.V, truncate(cm.Type))
+	}
+	return &cm, nil
+}
+
+// PublishRevocations publishes a signed revocation list on the control
+// topic. It is applied locally first (the validator runs on our own
+// messages too); an invalid or stale list is refused with its reason.
+func (m *Mesh) PublishRevocations(ctx context.Context, token []byte) error {
+	return m.publishControl(ctx, controlRevocations, token)
+}
+
+// PublishPolicyBundle publishes a signed policy bundle on the control topic.
+func (m *Mesh) PublishPolicyBundle(ctx context.Context, token []byte) error {
+	return m.publishControl(ctx, controlPolicy, token)
+}
+
+func (m *Mesh) publishControl(ctx context.Context, typ string, token []byte) error {
+	data, err := json.Marshal(controlMessage{V: 1, Type: typ, Token: token})
+	if err != nil {
+		return err
+	}
+	if len(data) > MaxMessageSize {
+		return fmt.Errorf("%s of %d bytes is too large for the control topic", typ, len(token))
+	}
+	// Apply first, so the caller learns why content is refused (GossipSub
+	// only says "validation failed"); the local validator then sees it as
+	// already in force, which is why the publish below skips validation.
+	changed, err := m.applyControl(&controlMessage{Type: typ, Token: token})
+	if err != nil {
+		return err
+	}
+	if !changed {
+		return fmt.Errorf("%s already in force here; nothing new to publish", typ)
+	}
+	m.mu.RLock()
+	j := m.joined[ControlTopic(m.cfg.Mesh).String()]
+	m.mu.RUnlock()
+	return j.t.Publish(ctx, data)
+}

@@ -1,0 +1,181 @@
+package pubsub
+
+import (
+	"context"
+	"crypto/rand"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/ztmesh/ztmesh/did"
+	"github.com/ztmesh/ztmesh/policy"
+)
+
+// The harness runs real GossipSub on real libp2p hosts over loopback, with
+// real credentials and the real default policy. The one thing it does not
+// run is the node's handshake: each test node registers the others as
+// verified members directly, with their real credentials and key packages.
+
+type testMembers struct {
+	mu sync.RWMutex
+	m  map[peer.ID]Member
+}
+
+func (t *testMembers) Member(p peer.ID) (Member, bool) {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	m, ok := t.m[p]
+	return m, ok
+}
+
+func (t *testMembers) set(p peer.ID, m Member) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.m[p] = m
+}
+
+type testControl struct {
+	ver *did.Verifier
+	pol *policy.Engine
+}
+
+func (c *testControl) ApplyRevocations(tok []byte) (bool, error) {
+	_, changed, err := c.ver.Revocations().Update(tok)
+	return changed, err
+}
+
+func (c *testControl) ApplyPolicyBundle(tok []byte) (bool, error) {
+	_, err := c.pol.ApplyBundle(tok, c.ver.Trusts)
+	return err == nil, err
+}
+
+func (c *testControl) ControlState() ([][]byte, []byte) { return nil, nil }
+
+type tnode struct {
+	h       host.Host
+	id      *did.Identity
+	cred    *did.Credential
+	mesh    *Mesh
+	members *testMembers
+}
+
+type tnet struct {
+	t      *testing.T
+	issuer *did.Identity
+	ver    *did.Verifier
+	nodes  []*tnode
+}
+
+func newNet(t *testing.T, seenTTL time.Duration, zones ...[]string) *tnet {
+	t.Helper()
+	iss, _ := did.GenerateIdentity(rand.Reader)
+	ver, err := did.NewVerifier([]did.DID{iss.DID()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := &tnet{t: t, issuer: iss, ver: ver}
+	for _, z := range zones {
+		n.add(z, seenTTL)
+	}
+	for i, a := range n.nodes {
+		for _, b := range n.nodes[i+1:] {
+			n.link(a, b)
+		}
+	}
+	return n
+}
+
+func (n *tnet) add(zones []string, seenTTL time.Duration) *tnode {
+	t := n.t
+	id, _ := did.GenerateIdentity(rand.Reader)
+	tok, err := did.Issue(n.issuer, id.DID(), did.Claims{Role: "vehicle", TrustScore: 0.9, Zones: zones, SoftwareVersion: "1.4.0"}, did.IssueOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cred, err := n.ver.VerifyHolder([]byte(tok), id.DID(), time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := libp2p.New(libp2p.Identity(id.LibP2PKey()), libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pol, err := policy.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	members := &testMembers{m: map[peer.ID]Member{}}
+	mesh, err := New(context.Background(), h, Config{
+		Mesh: "fleet", Identity: id, Credential: func() *did.Credential { return cred }, Policy: pol,
+		Members: members, Control: &testControl{ver: n.ver, pol: pol}, SeenTTL: seenTTL, Suite: SuiteX25519,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { mesh.Close(); h.Close() })
+	tn := &tnode{h: h, id: id, cred: cred, mesh: mesh, members: members}
+	n.nodes = append(n.nodes, tn)
+	return tn
+}
+
+// link connects two nodes and makes each a verified member of the other.
+func (n *tnet) link(a, b *tnode) {
+	n.t.Helper()
+	for _, pair := range [][2]*tnode{{a, b}, {b, a}} {
+		kp, err := ParseKeyPackage(pair[1].mesh.KeyPackage(), pair[1].id.DID(), time.Now())
+		if err != nil {
+			n.t.Fatal(err)
+		}
+		pair[0].members.set(pair[1].h.ID(), Member{Credential: pair[1].cred, KeyPackage: kp, TrustScore: pair[1].cred.Claims.TrustScore})
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := a.h.Connect(ctx, peer.AddrInfo{ID: b.h.ID(), Addrs: b.h.Addrs()}); err != nil {
+		n.t.Fatal(err)
+	}
+}
+
+// waitMesh waits until a sees each of peers subscribed to zone/channel and
+// allowed there (so a's GossipSub will pick them).
+func waitPeers(t *testing.T, a *tnode, zone, channel string, peers ...*tnode) {
+	t.Helper()
+	topic, _ := ZoneTopic("fleet", zone, channel)
+	eventuallyT(t, 5*time.Second, "subscriptions seen", func() bool {
+		got := map[peer.ID]bool{}
+		for _, p := range a.mesh.ps.ListPeers(topic.String()) {
+			got[p] = true
+		}
+		for _, p := range peers {
+			if !got[p.h.ID()] {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+func eventuallyT(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("after %s: %s", d, what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// recvWithin returns the next delivery within d, or nil.
+func recvWithin(s *Subscription, d time.Duration) *Delivery {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	m, err := s.Next(ctx)
+	if err != nil {
+		return nil
+	}
+	return m
+}

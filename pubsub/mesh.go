@@ -1,0 +1,454 @@
+package pubsub
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"regexp"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	ps "github.com/libp2p/go-libp2p-pubsub"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
+
+	"github.com/ztmesh/ztmesh/did"
+	"github.com/ztmesh/ztmesh/policy"
+)
+
+// Member is a verified peer as the node knows it.
+type Member struct {
+	Credential  *did.Credential
+	KeyPackage  *KeyPackage // nil if the peer presented none
+	TrustScore  float64     // effective trust (the credential's, adjusted locally)
+	Attested    bool
+	Quarantined bool
+}
+
+// Members gives the mesh the node's verified peers.
+type Members interface {
+	// Member returns the verified member behind a connected peer.
+	Member(p peer.ID) (Member, bool)
+}
+
+// ControlHandler applies issuer-signed control content. Apply* return
+// changed=false (and no error) for content already in force, and an error
+// wrapping did.ErrRollback / policy.ErrRollback for older content.
+type ControlHandler interface {
+	ApplyRevocations(token []byte) (changed bool, err error)
+	ApplyPolicyBundle(token []byte) (changed bool, err error)
+	// ControlState returns the content in force, to hand to late joiners.
+	ControlState() (revocations [][]byte, bundle []byte)
+}
+
+// Config holds a Mesh's dependencies and settings. Zero settings take the
+// defaults noted.
+type Config struct {
+	Mesh       string
+	Identity   *did.Identity
+	Credential func() *did.Credential // the node's own current credential
+	Policy     *policy.Engine
+	Members    Members
+	Control    ControlHandler
+	Logger     *slog.Logger
+	Now        func() time.Time
+
+	// MaxSkew is how far a message's time may be from ours (default 2m).
+	// Older messages are rejected as stale, whatever GossipSub remembers.
+	MaxSkew time.Duration
+	// RotateEvery is the sender key lifetime (default 10m).
+	RotateEvery time.Duration
+	// Suite is the KEM for sealing sender keys (default SuiteHybrid).
+	Suite string
+	// SeenTTL is GossipSub's seen-cache lifetime (default GossipSub's, 2m).
+	SeenTTL time.Duration
+	// KeyFetchTimeout bounds pulling a sender key (default 3s).
+	KeyFetchTimeout time.Duration
+}
+
+// Protocol IDs of the mesh's own streams.
+const (
+	KeyProtocol  protocol.ID = "/ztmesh/keys/1.0.0"
+	SyncProtocol protocol.ID = "/ztmesh/sync/1.0.0"
+)
+
+// ErrDenied wraps a policy refusal of the node's own publish or subscribe.
+var ErrDenied = errors.New("denied by policy")
+
+// Mesh is a node's zone messaging.
+type Mesh struct {
+	cfg  Config
+	h    host.Host
+	ps   *ps.PubSub
+	log  *slog.Logger
+	self peer.ID
+	km   *keyMaterial
+	seq  atomic.Uint64
+
+	mu      sync.RWMutex
+	joined  map[string]*joinedTopic
+	own     map[string]*senderKey    // current sender key per topic
+	retired map[KeyID]retiredKey     // previous own keys, still served for in-flight messages
+	recv    map[recvKeyID]*recvState // keys of other senders
+	fetches map[recvKeyID]*fetchCall // key pulls in flight
+	control *ps.Subscription
+
+	stats  Stats
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+type joinedTopic struct {
+	topic Topic
+	t     *ps.Topic
+}
+
+type retiredKey struct {
+	key     *senderKey
+	expires time.Time
+}
+
+type recvKeyID struct {
+	origin peer.ID
+	id     KeyID
+}
+
+type recvState struct {
+	mu       sync.Mutex
+	key      *senderKey
+	win      replayWindow
+	lastUsed time.Time
+}
+
+type fetchCall struct {
+	done chan struct{}
+	key  *senderKey
+	err  error
+}
+
+// Stats counts the mesh's traffic. Read it with Mesh.Stats.
+type Stats struct {
+	Published    atomic.Uint64
+	Delivered    atomic.Uint64
+	KeyRotations atomic.Uint64
+	rejected     sync.Map // reason -> *atomic.Uint64
+}
+
+// Rejected returns the count of rejected messages per reason.
+func (s *Stats) Rejected() map[string]uint64 {
+	out := map[string]uint64{}
+	s.rejected.Range(func(k, v any) bool { out[k.(string)] = v.(*atomic.Uint64).Load(); return true })
+	return out
+}
+
+func (s *Stats) reject(reason string) {
+	v, _ := s.rejected.LoadOrStore(reason, new(atomic.Uint64))
+	v.(*atomic.Uint64).Add(1)
+}
+
+// New starts zone messaging on h: GossipSub with strict signing, the peer
+// filter, the key and sync protocols and the control topic.
+func New(ctx context.Context, h host.Host, cfg Config) (*Mesh, error) {
+	if cfg.Identity == nil || cfg.Credential == nil || cfg.Policy == nil || cfg.Members == nil || cfg.Control == nil {
+		return nil, errors.New("pubsub: Identity, Credential, Policy, Members and Control are required")
+	}
+	if !validSegment(cfg.Mesh) {
+		return nil, fmt.Errorf("pubsub: mesh name %q", cfg.Mesh)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.NewJSONHandler(io.Discard, nil))
+	}
+	if cfg.MaxSkew == 0 {
+		cfg.MaxSkew = 2 * time.Minute
+	}
+	if cfg.RotateEvery == 0 {
+		cfg.RotateEvery = 10 * time.Minute
+	}
+	if cfg.Suite == "" {
+		cfg.Suite = SuiteHybrid
+	}
+	if cfg.KeyFetchTimeout == 0 {
+		cfg.KeyFetchTimeout = 3 * time.Second
+	}
+	km, err := newKeyMaterial(cfg.Identity, cfg.Suite, cfg.Now())
+	if err != nil {
+		return nil, err
+	}
+	m := &Mesh{
+		cfg: cfg, h: h, log: cfg.Logger, self: h.ID(), km: km,
+		joined: map[string]*joinedTopic{}, own: map[string]*senderKey{}, retired: map[KeyID]retiredKey{},
+		recv: map[recvKeyID]*recvState{}, fetches: map[recvKeyID]*fetchCall{},
+	}
+	m.ctx, m.cancel = context.WithCancel(ctx)
+
+	// Only this mesh's topics are tracked, at most 256 per RPC.
+	subFilter := ps.WrapLimitSubscriptionFilter(
+		ps.NewRegexpSubscriptionFilter(regexp.MustCompile(`^ztmesh/`+regexp.QuoteMeta(cfg.Mesh)+`/(control|zone/[a-z0-9_-]+/[a-z0-9_-]+)$`)), 256)
+	opts := []ps.Option{
+		ps.WithMessageSignaturePolicy(ps.StrictSign),
+		ps.WithPeerFilter(m.filter),
+		// Flood publishing sends to every subscribed peer without asking the
+		// peer filter, and floodsub peers likewise: both off.
+		ps.WithFloodPublish(false),
+		ps.WithGossipSubProtocols([]protocol.ID{ps.GossipSubID_v13, ps.GossipSubID_v12, ps.GossipSubID_v11}, ps.GossipSubDefaultFeatures),
+		ps.WithSubscriptionFilter(subFilter),
+		ps.WithMaxMessageSize(MaxMessageSize + 4<<10),
+	}
+	if cfg.SeenTTL > 0 {
+		opts = append(opts, ps.WithSeenMessagesTTL(cfg.SeenTTL))
+	}
+	if m.ps, err = ps.NewGossipSub(m.ctx, h, opts...); err != nil {
+		m.cancel()
+		return nil, fmt.Errorf("gossipsub: %w", err)
+	}
+	h.SetStreamHandler(KeyProtocol, m.handleKeyRequest)
+	h.SetStreamHandler(SyncProtocol, m.handleSync)
+
+	ct, err := m.join(ControlTopic(cfg.Mesh))
+	if err != nil {
+		m.Close()
+		return nil, err
+	}
+	if m.control, err = ct.Subscribe(); err != nil {
+		m.Close()
+		return nil, err
+	}
+	m.goLoop(m.drainControl)
+	m.goLoop(m.rotateLoop)
+	return m, nil
+}
+
+// Close stops the mesh and waits for its goroutines.
+func (m *Mesh) Close() error {
+	m.cancel()
+	m.h.RemoveStreamHandler(KeyProtocol)
+	m.h.RemoveStreamHandler(SyncProtocol)
+	if m.control != nil {
+		m.control.Cancel()
+	}
+	m.wg.Wait()
+	return nil
+}
+
+func (m *Mesh) goLoop(f func(ctx context.Context)) {
+	m.wg.Add(1)
+	go func() { defer m.wg.Done(); f(m.ctx) }()
+}
+
+// KeyPackage returns the node's signed key package, to present in the handshake.
+func (m *Mesh) KeyPackage() []byte { return m.km.enc }
+
+// Stats returns the mesh's counters.
+func (m *Mesh) Stats() *Stats { return &m.stats }
+
+// PubSub returns the underlying GossipSub instance.
+func (m *Mesh) PubSub() *ps.PubSub { return m.ps }
+
+// join joins a topic once, with its validator.
+func (m *Mesh) join(t Topic) (*ps.Topic, error) {
+	name := t.String()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if j, ok := m.joined[name]; ok {
+		return j.t, nil
+	}
+	val := m.validateZone
+	if t.IsControl() {
+		val = m.validateControl
+	}
+	if err := m.ps.RegisterTopicValidator(name, val, ps.WithValidatorTimeout(m.cfg.KeyFetchTimeout+time.Second)); err != nil {
+		return nil, fmt.Errorf("validator for %s: %w", name, err)
+	}
+	pt, err := m.ps.Join(name)
+	if err != nil {
+		m.ps.UnregisterTopicValidator(name)
+		return nil, fmt.Errorf("join %s: %w", name, err)
+	}
+	m.joined[name] = &joinedTopic{topic: t, t: pt}
+	return pt, nil
+}
+
+// topicOf parses a topic name, from the joined set when possible.
+func (m *Mesh) topicOf(name string) (Topic, bool) {
+	m.mu.RLock()
+	j, ok := m.joined[name]
+	m.mu.RUnlock()
+	if ok {
+		return j.topic, true
+	}
+	t, err := ParseTopic(name)
+	if err != nil || t.Mesh != m.cfg.Mesh {
+		return Topic{}, false
+	}
+	return t, true
+}
+
+// filter is GossipSub's peer filter: a peer is a subscriber of a topic only
+// while it is a verified, unquarantined member allowed by the policy.
+func (m *Mesh) filter(p peer.ID, name string) bool {
+	t, ok := m.topicOf(name)
+	if !ok {
+		return false
+	}
+	mem, ok := m.cfg.Members.Member(p)
+	if !ok || mem.Quarantined {
+		return false
+	}
+	if t.IsControl() {
+		return true
+	}
+	return m.decide(policy.ActionSubscribe, t, memberSubject(mem)).Allow
+}
+
+func memberSubject(mem Member) policy.Subject {
+	c := mem.Credential
+	return policy.Subject{
+		DID: c.Subject.String(), Role: c.Claims.Role, TrustScore: mem.TrustScore, Zones: c.Claims.Zones,
+		SoftwareVersion: c.Claims.SoftwareVersion, Capabilities: c.Claims.Capabilities,
+		Attested: mem.Attested, Quarantined: mem.Quarantined, CredentialID: c.ID, ValidUntil: c.Expires,
+	}
+}
+
+func (m *Mesh) ownSubject() policy.Subject {
+	c := m.cfg.Credential()
+	return memberSubject(Member{Credential: c, TrustScore: c.Claims.TrustScore})
+}
+
+func (m *Mesh) decide(a policy.Action, t Topic, s policy.Subject) policy.Decision {
+	in := policy.Input{Action: a, Mesh: t.Mesh, Zone: t.Zone, Channel: t.Channel, Topic: t.String(), Subject: s, Now: m.cfg.Now()}
+	return m.cfg.Policy.Decide(m.ctx, &in)
+}
+
+// Published describes a message this node published.
+type Published struct {
+	Topic string
+	Seq   uint64
+	Time  time.Time
+}
+
+// Publish seals data for a zone channel and publishes it, if the policy
+// lets the node's own credential publish there.
+func (m *Mesh) Publish(ctx context.Context, zone, channel string, data []byte) (*Published, error) {
+	t, err := ZoneTopic(m.cfg.Mesh, zone, channel)
+	if err != nil {
+		return nil, err
+	}
+	if d := m.decide(policy.ActionPublish, t, m.ownSubject()); !d.Allow {
+		return nil, fmt.Errorf("%w: publish on %s: %s", ErrDenied, t, strings.Join(d.Reasons, "; "))
+	}
+	pt, err := m.join(t)
+	if err != nil {
+		return nil, err
+	}
+	k, err := m.ownKey(t.String())
+	if err != nil {
+		return nil, err
+	}
+	seq, now := m.seq.Add(1), m.cfg.Now()
+	env, err := sealEnvelope(k, t.String(), m.self, seq, now, data)
+	if err != nil {
+		return nil, err
+	}
+	if err := pt.Publish(ctx, env); err != nil {
+		return nil, fmt.Errorf("publish on %s: %w", t, err)
+	}
+	m.stats.Published.Add(1)
+	return &Published{Topic: t.String(), Seq: seq, Time: now}, nil
+}
+
+// Delivery is a verified, opened zone message.
+type Delivery struct {
+	Origin  did.DID
+	Zone    string
+	Channel string
+	Seq     uint64
+	Time    time.Time
+	Data    []byte
+}
+
+// Subscription streams a zone channel's messages.
+type Subscription struct {
+	sub *ps.Subscription
+	m   *Mesh
+}
+
+// Subscribe subscribes to a zone channel, if the policy lets the node's own
+// credential subscribe there.
+func (m *Mesh) Subscribe(zone, channel string) (*Subscription, error) {
+	t, err := ZoneTopic(m.cfg.Mesh, zone, channel)
+	if err != nil {
+		return nil, err
+	}
+	if d := m.decide(policy.ActionSubscribe, t, m.ownSubject()); !d.Allow {
+		return nil, fmt.Errorf("%w: subscribe to %s: %s", ErrDenied, t, strings.Join(d.Reasons, "; "))
+	}
+	pt, err := m.join(t)
+	if err != nil {
+		return nil, err
+	}
+	sub, err := pt.Subscribe()
+	if err != nil {
+		return nil, err
+	}
+	return &Subscription{sub: sub, m: m}, nil
+}
+
+// Next returns the next message; only validated messages arrive here.
+func (s *Subscription) Next(ctx context.Context) (*Delivery, error) {
+	msg, err := s.sub.Next(ctx)
+	if err != nil {
+		return nil, err
+	}
+	d, ok := msg.ValidatorData.(*Delivery)
+	if !ok {
+		return nil, errors.New("pubsub: message without validated data") // cannot happen: every topic has our validator
+	}
+	s.m.stats.Delivered.Add(1)
+	return d, nil
+}
+
+// Cancel ends the subscription.
+func (s *Subscription) Cancel() { s.sub.Cancel() }
+
+// drainControl reads the control topic; content is applied in the validator.
+func (m *Mesh) drainControl(ctx context.Context) {
+	for {
+		if _, err := m.control.Next(ctx); err != nil {
+			return
+		}
+	}
+}
+
+// Disallowed reports whether p is subscribed to one of our topics that it is
+// no longer allowed in (its credential, state or the policy changed). GossipSub
+// asks the peer filter when it picks peers, but keeps a peer already in a
+// topic mesh; the node disconnects such a peer so it rejoins under the new
+// rules.
+func (m *Mesh) Disallowed(p peer.ID) bool {
+	m.mu.RLock()
+	names := make([]string, 0, len(m.joined))
+	for name := range m.joined {
+		names = append(names, name)
+	}
+	m.mu.RUnlock()
+	for _, name := range names {
+		for _, q := range m.ps.ListPeers(name) {
+			if q == p && !m.filter(p, name) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// Blacklist makes GossipSub drop a peer and ignore it from now on (a revoked DID).
+func (m *Mesh) Blacklist(p peer.ID) { m.ps.BlacklistPeer(p) }

@@ -1,0 +1,135 @@
+package pubsub
+
+import (
+	"context"
+	"errors"
+
+	ps "github.com/libp2p/go-libp2p-pubsub"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/ztmesh/ztmesh/did"
+	"github.com/ztmesh/ztmesh/policy"
+)
+
+// Validation outcomes. Reject tells GossipSub's scoring that the forwarder
+// sent something invalid; Ignore drops without blame.
+const (
+	accept = ps.ValidationAccept
+	reject = ps.ValidationReject
+	ignore = ps.ValidationIgnore
+)
+
+// validateZone is the validator of every zone topic. GossipSub has already
+// checked the origin's signature (strict signing) when it runs.
+func (m *Mesh) validateZone(ctx context.Context, from peer.ID, msg *ps.Message) ps.ValidationResult {
+	res, reason := m.checkZone(ctx, from, msg)
+	if res != accept {
+		m.stats.reject(reason)
+		m.log.Debug("zone message dropped", "event_type", "message_rejected", "peer", from.String(),
+			"origin", msg.GetFrom().String(), "topic", msg.GetTopic(), "reason", reason, "ignored", res == ignore)
+	}
+	return res
+}
+
+func (m *Mesh) checkZone(ctx context.Context, from peer.ID, msg *ps.Message) (ps.ValidationResult, string) {
+	t, ok := m.topicOf(msg.GetTopic())
+	if !ok || t.IsControl() {
+		return reject, "unknown topic"
+	}
+	origin := msg.GetFrom()
+
+	// The origin must be a verified member allowed to publish here.
+	var subject policy.Subject
+	var originDID did.DID
+	if origin == m.self {
+		subject, originDID = m.ownSubject(), m.cfg.Identity.DID()
+	} else {
+		mem, ok := m.cfg.Members.Member(origin)
+		if !ok {
+			if from == origin && m.h.Network().Connectedness(origin) == network.Connected {
+				return reject, "unverified origin" // it talks to us directly without a credential
+			}
+			return ignore, "unknown origin"
+		}
+		if mem.Quarantined {
+			return reject, "quarantined origin"
+		}
+		subject, originDID = memberSubject(mem), mem.Credential.Subject
+	}
+	if d := m.decide(policy.ActionPublish, t, subject); !d.Allow {
+		return reject, "unauthorized"
+	}
+	env, err := parseEnvelope(msg.Data)
+	if err != nil {
+		return reject, "malformed"
+	}
+
+	now := m.cfg.Now()
+	if d := now.Sub(env.time); d > m.cfg.MaxSkew || d < -m.cfg.MaxSkew {
+		return reject, "stale"
+	}
+
+	st, err := m.receiverKey(ctx, origin, env.keyID, t.String())
+	if err != nil {
+		if errors.Is(err, errKeyTopic) {
+			return reject, "key for another topic"
+		}
+		return ignore, "key unavailable"
+	}
+	pt, err := env.open(st.key, t.String(), origin)
+	if err != nil {
+		return reject, "bad ciphertext"
+	}
+	st.mu.Lock()
+	fresh := st.win.check(env.seq)
+	st.lastUsed = now
+	st.mu.Unlock()
+	if !fresh {
+		return reject, "replay"
+	}
+	msg.ValidatorData = &Delivery{Origin: originDID, Zone: t.Zone, Channel: t.Channel, Seq: env.seq, Time: env.time, Data: pt}
+	return accept, ""
+}
+
+// validateControl applies issuer-signed control content. It authenticates
+// itself, so the origin's role does not matter; content that does not
+// verify is rejected, content already in force or older is ignored.
+func (m *Mesh) validateControl(ctx context.Context, from peer.ID, msg *ps.Message) ps.ValidationResult {
+	cm, err := decodeControl(msg.Data)
+	if err != nil {
+		m.stats.reject("malformed control")
+		return reject
+	}
+	changed, err := m.applyControl(cm)
+	switch {
+	case msg.ReceivedFrom == m.self && err == nil:
+		return accept // our own publication: PublishRevocations/PublishPolicyBundle applied it already
+
+	case err != nil && isRollback(err):
+		return ignore
+	case err != nil:
+		m.stats.reject("invalid control")
+		m.log.Warn("control message refused", "event_type", "control_refused", "peer", from.String(),
+			"origin", msg.GetFrom().String(), "type", cm.Type, "reason", err.Error())
+		return reject
+	case !changed:
+		return ignore // already in force: nothing new to spread
+	}
+	m.log.Info("control message applied", "event_type", "control_applied", "type", cm.Type, "origin", msg.GetFrom().String())
+	return accept
+}
+
+func (m *Mesh) applyControl(cm *controlMessage) (bool, error) {
+	switch cm.Type {
+	case controlRevocations:
+		return m.cfg.Control.ApplyRevocations(cm.Token)
+	case controlPolicy:
+		return m.cfg.Control.ApplyPolicyBundle(cm.Token)
+	}
+	return false, errors.New("unknown control type")
+}
+
+func isRollback(err error) bool {
+	return errors.Is(err, did.ErrRollback) || errors.Is(err, policy.ErrRollback)
+}
