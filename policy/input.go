@@ -173,7 +173,12 @@ func (in *Input) canonicalJSON(now time.Time) ([]byte, error) {
 	return json.Marshal(&c)
 }
 
-// digest is the hex SHA-256 of the canonical input JSON.
+// Digest returns the hex SHA-256 of the input's canonical JSON form (time in
+// UTC, empty lists as []): the input_digest of the decision log, for an input
+// whose Now is set.
+func (in *Input) Digest() string { return in.digest(in.Now) }
+
+// digest is the hex SHA-256 of the canonical JSON of in at time now.
 func (in *Input) digest(now time.Time) string {
 	b, err := in.canonicalJSON(now)
 	if err != nil {

@@ -30,6 +30,10 @@ func commands() []command {
 		{"cred inspect", "decode a credential WITHOUT verifying it", credInspect},
 		{"cred revoke", "add credential IDs or subject DIDs to a signed revocation list", credRevoke},
 		{"cred install", "verify and install a (renewed) credential into a node, running or not", credInstall},
+		{"policy test", "decide one input document with a policy (or the default), like opa eval", policyTest},
+		{"policy check", "compile a policy and run its Rego tests (*_test.rego)", policyCheck},
+		{"policy sign", "sign a policy as a versioned bundle with an issuer identity", policySign},
+		{"policy verify", "verify a policy bundle against pinned issuers and print it", policyVerify},
 		{"status", "show a running daemon: DID, addresses, credential, peer counts", status},
 		{"peers", "list a running daemon's peers and their verified claims", peers},
 	}

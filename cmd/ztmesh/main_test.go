@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"encoding/base64"
+	"encoding/json"
 	"os"
 	"strings"
 	"testing"
@@ -39,6 +41,26 @@ func TestScripts(t *testing.T) {
 				tok[i] ^= 1
 				ts.Check(os.WriteFile(ts.MkAbs(args[1]), tok, 0o644))
 			},
+			// tamperbundle IN OUT writes the policy bundle IN with its version
+			// raised by 100 in the payload, without signing it again.
+			"tamperbundle": func(ts *testscript.TestScript, neg bool, args []string) {
+				if len(args) != 2 {
+					ts.Fatalf("usage: tamperbundle IN OUT")
+				}
+				var env map[string]string
+				ts.Check(json.Unmarshal([]byte(ts.ReadFile(args[0])), &env))
+				payload, err := base64.StdEncoding.DecodeString(env["payload"])
+				ts.Check(err)
+				var p map[string]any
+				ts.Check(json.Unmarshal(payload, &p))
+				p["version"] = p["version"].(float64) + 100
+				payload, err = json.Marshal(p)
+				ts.Check(err)
+				env["payload"] = base64.StdEncoding.EncodeToString(payload)
+				out, err := json.Marshal(env)
+				ts.Check(err)
+				ts.Check(os.WriteFile(ts.MkAbs(args[1]), out, 0o644))
+			},
 		},
 	})
 }
@@ -57,6 +79,11 @@ func TestExitCodes(t *testing.T) {
 		{[]string{"cred", "issue"}, 2},
 		{[]string{"cred", "verify", "--bogus"}, 2},
 		{[]string{"id", "show", "--dir", t.TempDir()}, 1},
+		{[]string{"policy", "test"}, 2},
+		{[]string{"policy", "check"}, 2},
+		{[]string{"policy", "nope"}, 2},
+		{[]string{"policy", "verify", "--trust-issuer", "did:key:nope", "x"}, 2},
+		{[]string{"policy", "check", t.TempDir()}, 1},
 	} {
 		out.Reset()
 		errOut.Reset()
