@@ -90,6 +90,7 @@ type Mesh struct {
 	km   *keyMaterial
 	seq  atomic.Uint64
 
+	joinMu  sync.Mutex // serializes join; never held with mu
 	mu      sync.RWMutex
 	joined  map[string]*joinedTopic
 	own     map[string]*senderKey    // current sender key per topic
@@ -253,12 +254,17 @@ func (m *Mesh) Stats() *Stats { return &m.stats }
 // PubSub returns the underlying GossipSub instance.
 func (m *Mesh) PubSub() *ps.PubSub { return m.ps }
 
-// join joins a topic once, with its validator.
+// join joins a topic once, with its validator. m.mu is never held while
+// calling into GossipSub: its event loop calls our peer filter, which reads
+// m.joined, so holding m.mu across Join would deadlock.
 func (m *Mesh) join(t Topic) (*ps.Topic, error) {
 	name := t.String()
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if j, ok := m.joined[name]; ok {
+	m.joinMu.Lock()
+	defer m.joinMu.Unlock()
+	m.mu.RLock()
+	j, ok := m.joined[name]
+	m.mu.RUnlock()
+	if ok {
 		return j.t, nil
 	}
 	val := m.validateZone
@@ -273,7 +279,9 @@ func (m *Mesh) join(t Topic) (*ps.Topic, error) {
 		m.ps.UnregisterTopicValidator(name)
 		return nil, fmt.Errorf("join %s: %w", name, err)
 	}
+	m.mu.Lock()
 	m.joined[name] = &joinedTopic{topic: t, t: pt}
+	m.mu.Unlock()
 	return pt, nil
 }
 
