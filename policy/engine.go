@@ -248,7 +248,10 @@ func (e *Engine) Decide(ctx context.Context, in *Input) Decision {
 	if cacheable {
 		k = keyOf(in)
 		if d, ok := p.cache.get(&k, now); ok {
-			if !d.Allow || e.logAll {
+			// A cached denial was logged when it was decided; repeating it
+			// for every message or peer-filter call (GossipSub asks on every
+			// heartbeat) would flood the log. Only WithLogAllDecisions logs hits.
+			if e.logAll {
 				e.logDecision(ctx, p, in, now, d, true, nil)
 			}
 			return d
