@@ -4,14 +4,14 @@ GO      ?= go
 BIN     := bin
 GOFILES  = $(shell git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './bin/*')
 
-.PHONY: all build test test-unit test-integration vet fmt fmt-check bench fuzz demo demo-creds clean help
+.PHONY: all build test test-unit test-full test-integration vet fmt fmt-check bench fuzz demo demo-creds clean help
 
 all: build
 
 help:
 	@echo "make build       build ztmesh into ./bin"
 	@echo "make test        vet, format check, unit tests (race detector on) and multi-process tests"
-	@echo "make test-unit   the fast in-process suite only (go test -race ./...)"
+	@echo "make test-unit   the fast in-process suite only (go test -race -short ./...)"
 	@echo "make bench       benchmarks, each next to its baseline in the same run"
 	@echo "make fuzz        run every fuzz target for FUZZTIME (default 20s) each"
 	@echo "make demo        a local mesh of ztmeshd daemons: verify, refuse, revoke"
@@ -33,10 +33,14 @@ fmt-check:
 # The race detector is on for every package: the ones without goroutines
 # cost little, and the ones with them are where it matters. Multi-process
 # tests (real ztmeshd daemons) carry the integration build tag.
-test: vet fmt-check test-unit test-integration
+test: vet fmt-check test-full test-integration
 
+# The fast suite: -short skips the tests that wait for real time to pass.
 test-unit:
-	$(GO) test -race -count=1 ./...
+	$(GO) test -race -short -count=1 ./...
+
+test-full:
+	$(GO) test -race -count=1 -timeout 20m ./...
 
 test-integration:
 	$(GO) vet -tags integration ./cmd/ztmeshd

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/subtle"
@@ -18,7 +19,9 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 
 	"github.com/ztmesh/ztmesh/did"
+	"github.com/ztmesh/ztmesh/internal/wire"
 	"github.com/ztmesh/ztmesh/node/api"
+	"github.com/ztmesh/ztmesh/pubsub"
 )
 
 // apiServer serves the local API (see package node/api).
@@ -60,6 +63,14 @@ func newAPIServer(n *Node) (*apiServer, error) {
 	mux.HandleFunc("GET /v1/status", a.status)
 	mux.HandleFunc("GET /v1/peers", a.peers)
 	mux.HandleFunc("POST /v1/credential", a.installCredential)
+	mux.HandleFunc("POST /v1/publish", a.publish)
+	mux.HandleFunc("GET /v1/subscribe", a.subscribe)
+	mux.HandleFunc("POST /v1/control/revocations", a.pushControl(func(ctx context.Context, tok []byte) error {
+		return a.n.mesh.PublishRevocations(ctx, tok)
+	}))
+	mux.HandleFunc("POST /v1/control/policy", a.pushControl(func(ctx context.Context, tok []byte) error {
+		return a.n.mesh.PublishPolicyBundle(ctx, tok)
+	}))
 	a.srv = &http.Server{Handler: a.auth(mux), ReadHeaderTimeout: 5 * time.Second}
 	n.goLoop(func(context.Context) {
 		if err := a.srv.Serve(a.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -118,6 +129,8 @@ func (a *apiServer) status(w http.ResponseWriter, _ *http.Request) {
 		PeersConnected: len(n.host.Network().Peers()),
 		PeersVerified:  n.registry.Len(),
 		Revocations:    []api.Revocation{},
+		PolicyVersion:  n.policy.Version(),
+		PolicySource:   n.policy.Source(),
 	}
 	for _, d := range n.verifier.Issuers() {
 		st.TrustIssuers = append(st.TrustIssuers, d.String())
@@ -185,6 +198,115 @@ func (a *apiServer) installCredential(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, credentialJSON(c))
+}
+
+// maxPublishBody fits the largest payload, base64-encoded, in JSON.
+const maxPublishBody = pubsub.MaxPayload/3*4 + 8<<10
+
+func (a *apiServer) publish(w http.ResponseWriter, r *http.Request) {
+	var req api.PublishRequest
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxPublishBody))
+	if err != nil {
+		writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("payload too large: at most %d bytes", pubsub.MaxPayload))
+		return
+	}
+	if err := wire.DecodeStrict(body, &req); err != nil {
+		writeError(w, http.StatusBadRequest, "bad publish request: "+err.Error())
+		return
+	}
+	p, err := a.n.mesh.Publish(r.Context(), req.Zone, req.Channel, req.Data)
+	if err != nil {
+		code := http.StatusBadRequest
+		if errors.Is(err, pubsub.ErrDenied) {
+			code = http.StatusForbidden
+			a.n.log.Info("local publish denied", "event_type", "publish_denied", "zone", req.Zone, "channel", req.Channel, "reason", err.Error())
+		}
+		writeError(w, code, err.Error())
+		return
+	}
+	writeJSON(w, api.PublishResponse{Topic: p.Topic, Seq: p.Seq, Time: p.Time.UTC().Format(time.RFC3339Nano)})
+}
+
+// subscribe streams a zone channel as Server-Sent Events.
+func (a *apiServer) subscribe(w http.ResponseWriter, r *http.Request) {
+	zone, channel := r.URL.Query().Get("zone"), r.URL.Query().Get("channel")
+	sub, err := a.n.mesh.Subscribe(zone, channel)
+	if err != nil {
+		code := http.StatusBadRequest
+		if errors.Is(err, pubsub.ErrDenied) {
+			code = http.StatusForbidden
+		}
+		writeError(w, code, err.Error())
+		return
+	}
+	defer sub.Cancel()
+	flusher, ok := w.(http.Flusher)
+	if !ok {
+		writeError(w, http.StatusInternalServerError, "streaming unsupported")
+		return
+	}
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.Header().Set("Cache-Control", "no-cache")
+	w.WriteHeader(http.StatusOK)
+	fmt.Fprint(w, ": subscribed\n\n")
+	flusher.Flush()
+
+	msgs := make(chan *pubsub.Delivery)
+	ctx := r.Context()
+	go func() {
+		defer close(msgs)
+		for {
+			d, err := sub.Next(ctx)
+			if err != nil {
+				return
+			}
+			select {
+			case msgs <- d:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	keepAlive := time.NewTicker(15 * time.Second)
+	defer keepAlive.Stop()
+	for {
+		select {
+		case d, ok := <-msgs:
+			if !ok {
+				return
+			}
+			ev, _ := json.Marshal(api.Message{Origin: d.Origin.String(), Zone: d.Zone, Channel: d.Channel,
+				Seq: d.Seq, Time: d.Time.UTC().Format(time.RFC3339Nano), Data: d.Data})
+			if _, err := fmt.Fprintf(w, "data: %s\n\n", ev); err != nil {
+				return
+			}
+			flusher.Flush()
+		case <-keepAlive.C:
+			if _, err := fmt.Fprint(w, ": keep-alive\n\n"); err != nil {
+				return
+			}
+			flusher.Flush()
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// pushControl publishes issuer-signed control content (a revocation list or
+// a policy bundle) through this daemon.
+func (a *apiServer) pushControl(publish func(context.Context, []byte) error) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, pubsub.MaxMessageSize/2))
+		if err != nil {
+			writeError(w, http.StatusRequestEntityTooLarge, "control content too large")
+			return
+		}
+		if err := publish(r.Context(), bytes.TrimSpace(body)); err != nil {
+			writeError(w, http.StatusBadRequest, oneLine(err))
+			return
+		}
+		writeJSON(w, struct{}{})
+	}
 }
 
 func credentialJSON(c *did.Credential) api.Credential {

@@ -2,6 +2,8 @@ package node
 
 import (
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/ztmesh/ztmesh/pubsub"
 )
 
 // metrics are the node's Prometheus metrics, in a registry of its own (no
@@ -10,6 +12,45 @@ type metrics struct {
 	reg        *prometheus.Registry
 	handshakes *prometheus.CounterVec
 	refusals   *prometheus.CounterVec
+}
+
+// zoneMetrics exports the mesh's counters and the versions in force.
+func (m *metrics) registerZones(n *Node) {
+	counter := func(name, help string, f func() float64) prometheus.Collector {
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, f)
+	}
+	gauge := func(name, help string, f func() float64) prometheus.Collector {
+		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f)
+	}
+	st := n.mesh.Stats()
+	m.reg.MustRegister(
+		counter("ztmesh_messages_published_total", "Zone messages this node published.", func() float64 { return float64(st.Published.Load()) }),
+		counter("ztmesh_messages_delivered_total", "Zone messages delivered to local subscribers.", func() float64 { return float64(st.Delivered.Load()) }),
+		counter("ztmesh_key_rotations_total", "Sender keys rotated.", func() float64 { return float64(st.KeyRotations.Load()) }),
+		gauge("ztmesh_policy_version", "Version of the policy in force (0: embedded or file).", func() float64 { return float64(n.policy.Version()) }),
+		gauge("ztmesh_revocation_list_version", "Highest revocation list version in force.", func() float64 {
+			v := uint64(0)
+			for _, l := range n.verifier.Revocations().Lists() {
+				v = max(v, l.Version)
+			}
+			return float64(v)
+		}),
+		&rejectedCollector{st: st, desc: prometheus.NewDesc("ztmesh_messages_rejected_total",
+			"Zone and control messages rejected or ignored, by reason.", []string{"reason"}, nil)},
+	)
+}
+
+// rejectedCollector exports the mesh's per-reason rejection counts.
+type rejectedCollector struct {
+	st   *pubsub.Stats
+	desc *prometheus.Desc
+}
+
+func (c *rejectedCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+func (c *rejectedCollector) Collect(ch chan<- prometheus.Metric) {
+	for reason, n := range c.st.Rejected() {
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.CounterValue, float64(n), reason)
+	}
 }
 
 func newMetrics(connected, verified func() float64) *metrics {

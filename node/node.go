@@ -226,6 +226,7 @@ func (n *Node) Start(ctx context.Context) error {
 		n.cancel()
 		return err
 	}
+	n.metrics.registerZones(n)
 	n.host.SetStreamHandler(AuthProtocol, n.handleAuth)
 	n.host.Network().Notify(&network.NotifyBundle{
 		ConnectedF:    func(_ network.Network, c network.Conn) { n.onConnected(c) },

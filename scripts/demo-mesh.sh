@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The mesh demo: an issuer and three agents in two zones, running real ztmeshd
-# daemons on 127.0.0.1. All verify each other; a fourth node with a
-# credential from an untrusted issuer is refused; a revoked agent is cut off.
-# Everything started here is stopped on exit or Ctrl-C.
+# daemons on 127.0.0.1. All verify each other; sealed zone messages flow
+# between members of a zone and nowhere else; a fourth node with a credential
+# from an untrusted issuer is refused; a revocation published on the mesh
+# cuts an agent off. Everything started here is stopped on exit or Ctrl-C.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 Z=${ZTMESH:-./bin/ztmesh}
@@ -62,6 +63,21 @@ for n in a b c; do wait_for 20 "$n to verify two peers" has_verified "$n" 2; don
 show "$Z" status --dir "$work/a"
 show "$Z" peers --dir "$work/a"
 
+step "Zone traffic: b subscribes to north/maps, a publishes there (sealed for north, signed by a)"
+"$Z" sub --dir "$work/b" --zone north --channel maps --json --count 1 >"$work/b.sub" 2>&1 &
+subpid=$!
+pids+=($subpid)
+end=$((SECONDS + 20))
+until [ -s "$work/b.sub" ]; do
+  "$Z" pub --dir "$work/a" --zone north --channel maps "hazard at junction 4" 2>/dev/null
+  [ "$SECONDS" -lt "$end" ] || { echo "timed out waiting for b to receive"; exit 1; }
+  sleep 0.3
+done
+wait "$subpid" 2>/dev/null || true
+echo "b received:"; cat "$work/b.sub"
+echo "c is in south only; the policy refuses it north:"
+if "$Z" pub --dir "$work/c" --zone north --channel maps "spoofed hazard"; then echo "UNEXPECTED: allowed"; exit 1; fi
+
 step "A fourth node with a credential from an issuer nobody pins tries to join"
 "$Z" id init --dir "$work/rogue-issuer" >/dev/null
 "$Z" id init --dir "$work/mallory" >/dev/null
@@ -78,9 +94,9 @@ grep '"credential_refused_by_peer"' "$work/mallory.log" | head -1 || true
 wait_for 10 "a to drop mallory" not_peer a "$MALLORY"
 show "$Z" peers --dir "$work/a"
 
-step "The issuer revokes agent c; every node cuts it off at once"
+step "The issuer revokes agent c and publishes the list on the mesh through a; every node cuts c off at once"
 C=$("$Z" id show --dir "$work/c" --did)
-show "$Z" cred revoke --issuer-dir "$work/issuer" --subject "$C" --list "$work/revoked.jwt"
+show "$Z" cred revoke --issuer-dir "$work/issuer" --subject "$C" --list "$work/revoked.jwt" --publish --dir "$work/a"
 wait_for 5 "a to drop c" not_peer a "$C"
 wait_for 5 "b to drop c" not_peer b "$C"
 grep '"peer_dropped"' "$work/a.log" | grep revoked | head -1

@@ -176,17 +176,20 @@ func credInspect(args []string, stdout, stderr io.Writer) error {
 }
 
 func credRevoke(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("cred revoke", "--issuer-dir DIR (--id CRED_ID | --subject DID)... --list FILE",
+	fs := newFlags("cred revoke", "--issuer-dir DIR (--id CRED_ID | --subject DID)... --list FILE [--publish --dir DIR]",
 		"Create or extend the revocation list in FILE, signed by the issuer in\n"+
 			"--issuer-dir, with its version incremented. --id revokes one credential;\n"+
 			"--subject revokes every credential of a holder. Give the list to nodes with\n"+
-			"--revocations FILE.", stdout)
+			"--revocations FILE, or with --publish --dir DIR send it over the mesh control\n"+
+			"topic through a running daemon: every node applies it at once.", stdout)
 	issuerDir := fs.String("issuer-dir", "", "data directory `DIR` of the issuer's identity")
 	var ids, subjects listFlag
 	fs.Var(&ids, "id", "credential `ID` to revoke (repeatable)")
 	fs.Var(&subjects, "subject", "subject `DID` whose credentials to revoke (repeatable)")
 	listFile := fs.String("list", "", "revocation list `FILE` to create or extend")
 	passFile := fs.String("passphrase-file", "", "passphrase `FILE` if the issuer key is encrypted")
+	publish := fs.Bool("publish", false, "also publish the list on the mesh control topic through the daemon of --dir")
+	daemonDir := fs.String("dir", "", "data `DIR` of a running daemon to publish through (with --publish)")
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
@@ -198,6 +201,9 @@ func credRevoke(args []string, stdout, stderr io.Writer) error {
 	}
 	if len(ids) == 0 && len(subjects) == 0 {
 		return fmt.Errorf("%w: cred revoke needs at least one --id or --subject", errUsage)
+	}
+	if *publish && *daemonDir == "" {
+		return fmt.Errorf("%w: --publish needs --dir DIR of a running daemon", errUsage)
 	}
 	revokeSubjects, err := parseDIDs(subjects)
 	if err != nil {
@@ -245,6 +251,12 @@ func credRevoke(args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "revocation list %s: version %d, %d credential IDs, %d subjects revoked\n",
 		*listFile, list.Version, len(list.Credentials), len(list.Subjects))
+	if *publish {
+		if err := publishRevocations(*daemonDir, []byte(tok)); err != nil {
+			return fmt.Errorf("list written, but publishing it failed: %w", err)
+		}
+		fmt.Fprintln(stdout, "published on the mesh control topic")
+	}
 	return nil
 }
 

@@ -54,6 +54,7 @@ func status(args []string, stdout, stderr io.Writer) error {
 	fmt.Fprintf(stdout, "credential:  %s, trust %v, zones %s, software %s, expires %s\n",
 		cr.Role, cr.TrustScore, strings.Join(cr.Zones, ","), cr.SoftwareVersion, cr.Expires)
 	fmt.Fprintf(stdout, "peers:       %d connected, %d verified\n", st.PeersConnected, st.PeersVerified)
+	fmt.Fprintf(stdout, "policy:      %s (version %d)\n", st.PolicySource, st.PolicyVersion)
 	for _, r := range st.Revocations {
 		fmt.Fprintf(stdout, "revocations: version %d from %s (%d credentials, %d subjects)\n", r.Version, r.Issuer, r.Credentials, r.Subjects)
 	}

@@ -1,6 +1,7 @@
 // Command ztmesh is the operator's tool for a ztmesh fleet: it creates node
 // identities, issues, inspects, verifies, revokes and installs credentials,
-// and shows a running daemon's status and peers.
+// tests, signs and pushes policy, shows a running daemon's status and peers,
+// and publishes and subscribes on zone channels through it.
 //
 // Each subcommand is a function (args, stdout, stderr) error; only main
 // exits. Run `ztmesh help` for the list.
@@ -34,8 +35,11 @@ func commands() []command {
 		{"policy check", "compile a policy and run its Rego tests (*_test.rego)", policyCheck},
 		{"policy sign", "sign a policy as a versioned bundle with an issuer identity", policySign},
 		{"policy verify", "verify a policy bundle against pinned issuers and print it", policyVerify},
+		{"policy push", "publish a signed policy bundle to the whole mesh through a daemon", policyPush},
 		{"status", "show a running daemon: DID, addresses, credential, peer counts", status},
 		{"peers", "list a running daemon's peers and their verified claims", peers},
+		{"pub", "publish a message on a zone channel through a daemon", pub},
+		{"sub", "stream a zone channel's verified messages from a daemon", sub},
 	}
 }
 

@@ -371,3 +371,89 @@ func TestCredInstallOffline(t *testing.T) {
 		t.Fatalf("daemon did not start with the installed credential:\n%s", st)
 	}
 }
+
+func TestZonesThroughCLI(t *testing.T) {
+	f := newFleet(t)
+	issuerDir := f.path("issuer")
+	aDir, _ := f.agent("a", issuerDir, "north")
+	bDir, _ := f.agent("b", issuerDir, "north")
+	cDir, cDID := f.agent("c", issuerDir, "south")
+	a := f.start(aDir, "--trust-issuer", f.issuer)
+	b := f.start(bDir, "--trust-issuer", f.issuer, "--bootstrap", a.addr)
+	f.start(cDir, "--trust-issuer", f.issuer, "--bootstrap", a.addr, "--bootstrap", b.addr)
+	eventually(t, 10*time.Second, "a verifies c", func() bool { return a.verified(cDID) })
+
+	// b streams north/maps as JSON lines.
+	sub := exec.Command(filepath.Join(binDir, "ztmesh"), "sub", "--dir", bDir, "--zone", "north", "--channel", "maps", "--json", "--count", "1")
+	out, err := sub.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sub.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Process.Kill()
+	lines := make(chan string, 1)
+	go func() {
+		buf := make([]byte, 64<<10)
+		n, _ := out.Read(buf)
+		lines <- string(buf[:n])
+	}()
+	var line string
+	deadline := time.After(15 * time.Second)
+publish:
+	for {
+		ztmesh(t, "pub", "--dir", aDir, "--zone", "north", "--channel", "maps", "hello north")
+		select {
+		case line = <-lines:
+			break publish
+		case <-time.After(300 * time.Millisecond):
+		case <-deadline:
+			t.Fatal("b's ztmesh sub printed nothing")
+		}
+	}
+	var m struct {
+		Origin, Zone, Channel string
+		Seq                   uint64
+		Time                  string
+		Data                  []byte
+	}
+	if err := json.Unmarshal([]byte(strings.TrimSpace(line)), &m); err != nil {
+		t.Fatalf("sub output %q: %v", line, err)
+	}
+	if m.Origin != a.did || m.Zone != "north" || m.Channel != "maps" || string(m.Data) != "hello north" || m.Seq == 0 || m.Time == "" {
+		t.Fatalf("delivered %+v", m)
+	}
+	if err := sub.Wait(); err != nil {
+		t.Fatalf("ztmesh sub --count 1: %v", err)
+	}
+
+	// c is not in north: its own daemon's policy refuses.
+	if out, err := ztmeshErr("pub", "--dir", cDir, "--zone", "north", "--channel", "maps", "x"); err == nil || !strings.Contains(out, "denied") {
+		t.Fatalf("pub outside the zone: %v %s", err, out)
+	}
+	if out, err := ztmeshErr("sub", "--dir", cDir, "--zone", "north", "--channel", "maps"); err == nil || !strings.Contains(out, "denied") {
+		t.Fatalf("sub outside the zone: %v %s", err, out)
+	}
+
+	// A signed policy bundle pushed through b reaches every daemon.
+	polDir := f.path("policy")
+	os.MkdirAll(polDir, 0o755)
+	os.WriteFile(filepath.Join(polDir, "frozen.rego"), []byte("package ztmesh.authz\n\ndefault allow := false\n\nallow if input.action == \"subscribe\"\n\nreasons contains \"publishing is frozen\" if input.action == \"publish\"\n"), 0o644)
+	bundle := f.path("frozen.bundle")
+	ztmesh(t, "policy", "sign", "--issuer-dir", issuerDir, "--version", "5", "--out", bundle, polDir)
+	ztmesh(t, "policy", "push", "--dir", bDir, bundle)
+	for _, dir := range []string{aDir, bDir, cDir} {
+		eventually(t, 5*time.Second, "bundle version 5 in force at "+dir, func() bool {
+			return strings.Contains(ztmesh(t, "status", "--dir", dir), "version 5")
+		})
+	}
+	if out, err := ztmeshErr("pub", "--dir", aDir, "--zone", "north", "--channel", "maps", "x"); err == nil || !strings.Contains(out, "frozen") {
+		t.Fatalf("pub under the frozen policy: %v %s", err, out)
+	}
+
+	// A revocation published through a reaches b, which cuts c off.
+	ztmesh(t, "cred", "revoke", "--issuer-dir", issuerDir, "--subject", cDID, "--list", f.path("rev.jwt"), "--publish", "--dir", aDir)
+	took := eventually(t, 5*time.Second, "b drops c", func() bool { return !b.connected(cDID) })
+	t.Logf("revocation published through a cut c off at b after %s", took)
+}

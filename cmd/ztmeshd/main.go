@@ -43,7 +43,8 @@ Run a ztmesh peer. DIR holds the node's identity (identity.key, from
 'ztmesh cred install'). Settings come from --config FILE, else DIR/ztmeshd.yaml
 if present (see docs/ztmeshd.example.yaml); flags override the file.
 
-SIGHUP reloads the revocation list; SIGINT and SIGTERM shut down cleanly.
+SIGHUP reloads the revocation list and the policy; SIGINT and SIGTERM shut
+down cleanly.
 Logs are JSON lines on stderr.
 
 Flags:
@@ -81,6 +82,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, hup <-cha
 		noMDNS      = fs.Bool("no-mdns", false, "disable mDNS discovery on the local network")
 		logLevel    = fs.String("log-level", "", "`LEVEL`: debug, info, warn, error (default info)")
 		passFile    = fs.String("passphrase-file", "", "passphrase `FILE` for an encrypted identity.key (or set ZTMESH_PASSPHRASE)")
+		policyPath  = fs.String("policy", "", "Rego policy `FILE_OR_DIR`, reloaded on change and SIGHUP (default: the embedded policy)")
+		keySuite    = fs.String("key-suite", "", "`KEM` for sealing sender keys: MLKEM768-X25519 (default, post-quantum) or X25519 (constrained peers)")
 	)
 	fs.Var(&listen, "listen", "listen `MADDR` (repeatable; default /ip4/0.0.0.0/tcp/4101 and /udp/4101/quic-v1)")
 	fs.Var(&bootstrap, "bootstrap", "bootstrap peer `MADDR` ending in /p2p/<peer-id> (repeatable)")
@@ -119,6 +122,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, hup <-cha
 	set(&cfg.API, *apiAddr)
 	set(&cfg.Metrics, *metrics)
 	set(&cfg.LogLevel, *logLevel)
+	set(&cfg.Policy, *policyPath)
+	set(&cfg.KeySuite, *keySuite)
 	if len(listen) > 0 {
 		cfg.Listen = listen
 	}
@@ -172,8 +177,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, hup <-cha
 				return errors.New("shutdown took longer than 10s")
 			}
 		case <-hup:
-			logger.Info("SIGHUP: reloading revocation list", "event_type", "reload")
-			_ = n.ReloadRevocations() // a refused list is logged and leaves the old one in force
+			logger.Info("SIGHUP: reloading revocation list and policy", "event_type", "reload")
+			// A refused list or policy is logged and leaves the old one in force.
+			_ = n.ReloadRevocations()
+			_ = n.ReloadPolicy()
 		}
 	}
 }

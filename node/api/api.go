@@ -6,9 +6,13 @@
 // DIR/api.token (0600). It writes where it listens to DIR/api.addr, which
 // Dial reads. Paths are versioned:
 //
-//	GET  /v1/status       Status
-//	GET  /v1/peers        []Peer
-//	POST /v1/credential   install a renewed credential (body: the JWT) -> Credential
+//	GET  /v1/status                      Status
+//	GET  /v1/peers                       []Peer
+//	POST /v1/credential                  install a renewed credential (body: the JWT) -> Credential
+//	POST /v1/publish                     PublishRequest -> PublishResponse (403 if the policy denies)
+//	GET  /v1/subscribe?zone=Z&channel=C  Server-Sent Events, each a Message (403 if denied)
+//	POST /v1/control/revocations         publish a signed revocation list on the control topic
+//	POST /v1/control/policy              publish a signed policy bundle on the control topic
 //
 // Errors are JSON {"error": "..."} with a 4xx or 5xx status.
 package api
@@ -24,6 +28,8 @@ type Status struct {
 	PeersVerified  int          `json:"peers_verified"`
 	TrustIssuers   []string     `json:"trust_issuers"`
 	Revocations    []Revocation `json:"revocations"`
+	PolicyVersion  uint64       `json:"policy_version"` // 0 for the embedded or a file policy
+	PolicySource   string       `json:"policy_source"`  // embedded, file:PATH or bundle:ISSUER
 }
 
 // Credential is a credential's claims and validity.
@@ -73,3 +79,28 @@ const (
 	AddrFile  = "api.addr"  // "unix:/path" or "tcp:127.0.0.1:port"
 	TokenFile = "api.token" // bearer token for a TCP API
 )
+
+// PublishRequest is the body of POST /v1/publish.
+type PublishRequest struct {
+	Zone    string `json:"zone"`
+	Channel string `json:"channel"`
+	Data    []byte `json:"data"` // base64 in JSON
+}
+
+// PublishResponse answers POST /v1/publish.
+type PublishResponse struct {
+	Topic string `json:"topic"`
+	Seq   uint64 `json:"seq"`
+	Time  string `json:"time"`
+}
+
+// Message is one event of GET /v1/subscribe (Server-Sent Events, one JSON
+// object per "data:" line).
+type Message struct {
+	Origin  string `json:"origin"` // the publisher's DID
+	Zone    string `json:"zone"`
+	Channel string `json:"channel"`
+	Seq     uint64 `json:"seq"`
+	Time    string `json:"time"`
+	Data    []byte `json:"data"` // base64 in JSON
+}

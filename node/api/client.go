@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -10,6 +11,7 @@ import (
 	"io/fs"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -110,4 +112,71 @@ func (c *Client) do(ctx context.Context, method, path string, body []byte, out a
 		return fmt.Errorf("daemon answered %s", resp.Status)
 	}
 	return json.Unmarshal(data, out)
+}
+
+// Publish publishes data on a zone channel through the daemon.
+func (c *Client) Publish(ctx context.Context, zone, channel string, data []byte) (*PublishResponse, error) {
+	body, err := json.Marshal(PublishRequest{Zone: zone, Channel: channel, Data: data})
+	if err != nil {
+		return nil, err
+	}
+	var r PublishResponse
+	return &r, c.do(ctx, http.MethodPost, "/v1/publish", body, &r)
+}
+
+// PushRevocations publishes a signed revocation list on the control topic.
+func (c *Client) PushRevocations(ctx context.Context, token []byte) error {
+	return c.do(ctx, http.MethodPost, "/v1/control/revocations", token, &struct{}{})
+}
+
+// PushPolicy publishes a signed policy bundle on the control topic.
+func (c *Client) PushPolicy(ctx context.Context, bundle []byte) error {
+	return c.do(ctx, http.MethodPost, "/v1/control/policy", bundle, &struct{}{})
+}
+
+// Subscribe streams a zone channel's messages to fn until ctx ends, fn
+// returns an error, or the daemon goes away.
+func (c *Client) Subscribe(ctx context.Context, zone, channel string, fn func(Message) error) error {
+	q := url.Values{"zone": {zone}, "channel": {channel}}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+"/v1/subscribe?"+q.Encode(), nil)
+	if err != nil {
+		return err
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	stream := *c.http
+	stream.Timeout = 0 // a subscription lasts
+	resp, err := stream.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		data, _ := io.ReadAll(io.LimitReader(resp.Body, maxResponse))
+		var e Error
+		if json.Unmarshal(data, &e) == nil && e.Error != "" {
+			return errors.New(e.Error)
+		}
+		return fmt.Errorf("daemon answered %s", resp.Status)
+	}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 4<<20)
+	for sc.Scan() {
+		line, ok := strings.CutPrefix(sc.Text(), "data: ")
+		if !ok {
+			continue // comments (keep-alives) and blank separators
+		}
+		var m Message
+		if err := json.Unmarshal([]byte(line), &m); err != nil {
+			return fmt.Errorf("bad event from daemon: %w", err)
+		}
+		if err := fn(m); err != nil {
+			return err
+		}
+	}
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return sc.Err()
 }

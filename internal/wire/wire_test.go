@@ -1,0 +1,61 @@
+package wire
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"testing"
+)
+
+func TestRoundTrip(t *testing.T) {
+	var buf bytes.Buffer
+	type msg struct {
+		A int    `json:"a"`
+		B string `json:"b"`
+	}
+	if err := WriteJSON(&buf, msg{1, "x"}, 100); err != nil {
+		t.Fatal(err)
+	}
+	var out msg
+	if err := ReadJSON(&buf, &out, 100); err != nil || out != (msg{1, "x"}) {
+		t.Fatalf("%+v %v", out, err)
+	}
+	if err := WriteJSON(&buf, msg{1, "a long string"}, 10); !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("oversized write: %v", err)
+	}
+}
+
+func TestReadRejects(t *testing.T) {
+	frame := func(body string) []byte {
+		return append(binary.BigEndian.AppendUint32(nil, uint32(len(body))), body...)
+	}
+	var v struct {
+		A int `json:"a"`
+	}
+	for name, data := range map[string][]byte{
+		"empty":         nil,
+		"short header":  {0, 0},
+		"truncated":     append(binary.BigEndian.AppendUint32(nil, 10), "abc"...),
+		"unknown field": frame(`{"a":1,"b":2}`),
+		"trailing":      frame(`{"a":1} {}`),
+		"not json":      frame(`nope`),
+		"over limit":    binary.BigEndian.AppendUint32(nil, 1<<31),
+	} {
+		if err := ReadJSON(bytes.NewReader(data), &v, 64); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+}
+
+func FuzzReadJSON(f *testing.F) {
+	f.Add(append(binary.BigEndian.AppendUint32(nil, 7), `{"a":1}`...))
+	f.Add([]byte{0xff, 0xff, 0xff, 0xff})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var v map[string]any
+		body, err := ReadFrame(bytes.NewReader(data), 1024)
+		if err == nil && len(body) > 1024 {
+			t.Fatalf("frame of %d bytes over the limit", len(body))
+		}
+		_ = ReadJSON(bytes.NewReader(data), &v, 1024)
+	})
+}
