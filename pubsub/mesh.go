@@ -100,6 +100,7 @@ type Mesh struct {
 	control *ps.Subscription
 
 	stats  Stats
+	scores atomic.Pointer[map[peer.ID]float64]
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -203,6 +204,14 @@ func New(ctx context.Context, h host.Host, cfg Config) (*Mesh, error) {
 		ps.WithGossipSubProtocols([]protocol.ID{ps.GossipSubID_v13, ps.GossipSubID_v12, ps.GossipSubID_v11}, ps.GossipSubDefaultFeatures),
 		ps.WithSubscriptionFilter(subFilter),
 		ps.WithMaxMessageSize(MaxMessageSize + 4<<10),
+		ps.WithPeerScore(peerScoreParams(m.appScore)),
+		ps.WithPeerScoreInspect(ps.ExtendedPeerScoreInspectFn(func(scores map[peer.ID]*ps.PeerScoreSnapshot) {
+			flat := make(map[peer.ID]float64, len(scores))
+			for p, s := range scores {
+				flat[p] = s.Score
+			}
+			m.scores.Store(&flat)
+		}), time.Second),
 	}
 	if cfg.SeenTTL > 0 {
 		opts = append(opts, ps.WithSeenMessagesTTL(cfg.SeenTTL))
@@ -248,6 +257,14 @@ func (m *Mesh) goLoop(f func(ctx context.Context)) {
 // KeyPackage returns the node's signed key package, to present in the handshake.
 func (m *Mesh) KeyPackage() []byte { return m.km.enc }
 
+// Scores returns GossipSub's score of each peer, refreshed every second.
+func (m *Mesh) Scores() map[peer.ID]float64 {
+	if s := m.scores.Load(); s != nil {
+		return *s
+	}
+	return nil
+}
+
 // Stats returns the mesh's counters.
 func (m *Mesh) Stats() *Stats { return &m.stats }
 
@@ -278,6 +295,11 @@ func (m *Mesh) join(t Topic) (*ps.Topic, error) {
 	if err != nil {
 		m.ps.UnregisterTopicValidator(name)
 		return nil, fmt.Errorf("join %s: %w", name, err)
+	}
+	if err := pt.SetScoreParams(topicScoreParams()); err != nil {
+		pt.Close()
+		m.ps.UnregisterTopicValidator(name)
+		return nil, fmt.Errorf("score parameters for %s: %w", name, err)
 	}
 	m.mu.Lock()
 	m.joined[name] = &joinedTopic{topic: t, t: pt}

@@ -65,7 +65,8 @@ func TestOwnPolicyRefusesPublishAndSubscribeOutsideZones(t *testing.T) {
 // rawInjector is a libp2p host speaking GossipSub's wire protocol by hand:
 // it writes arbitrary RPCs, as an attacker could.
 type rawInjector struct {
-	h host.Host
+	h  host.Host
+	ps *ps.PubSub
 }
 
 func newInjector(t *testing.T, target *tnode) *rawInjector {
@@ -74,12 +75,42 @@ func newInjector(t *testing.T, target *tnode) *rawInjector {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { h.Close() })
+	// It also runs stock GossipSub, so the target counts it as a GossipSub
+	// peer (and scores it) like any forwarder.
+	gsCtx, stopGS := context.WithCancel(context.Background())
+	gs, err := ps.NewGossipSub(gsCtx, h)
+	if err != nil {
+		t.Fatal(err)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := h.Connect(ctx, peer.AddrInfo{ID: target.h.ID(), Addrs: target.h.Addrs()}); err != nil {
 		t.Fatal(err)
 	}
-	return &rawInjector{h: h}
+	// Subscribe to something and wait until the target has seen it: its
+	// GossipSub then tracks (and scores) us, and our own GossipSub stream is
+	// in place, so the raw stream opened later replaces it instead of
+	// racing with it.
+	tp, err := gs.Join("ztmesh/fleet/control")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tp.Subscribe(); err != nil {
+		t.Fatal(err)
+	}
+	eventuallyT(t, 5*time.Second, "target tracks the injector", func() bool {
+		for _, p := range target.mesh.ps.ListPeers("ztmesh/fleet/control") {
+			if p == h.ID() {
+				return true
+			}
+		}
+		return false
+	})
+	// Stop our GossipSub now, so it cannot reopen a stream that would
+	// replace the raw one; the target keeps tracking us as a peer.
+	stopGS()
+	time.Sleep(100 * time.Millisecond)
+	return &rawInjector{h: h, ps: gs}
 }
 
 func (r *rawInjector) inject(t *testing.T, target *tnode, msgs ...*pb.Message) {
@@ -227,9 +258,11 @@ func TestForgedMessagesRejected(t *testing.T) {
 		{"origin not allowed to publish in zone", signed(c, topicN.String(), unauthorized), "unauthorized"},
 		{"garbage envelope", signed(a, topicN.String(), []byte("garbage")), "malformed"},
 	}
-	inj := newInjector(t, b)
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
+			// A fresh forwarder for each case: scoring graylists one that
+			// forwards invalid messages, after which it is not heard at all.
+			inj := newInjector(t, b)
 			before := b.mesh.Stats().Rejected()[tc.reason]
 			inj.inject(t, b, tc.msg)
 			if d := recvWithin(sub, time.Second); d != nil {
@@ -241,6 +274,24 @@ func TestForgedMessagesRejected(t *testing.T) {
 				}
 			}
 		})
+	}
+	// Peer scoring punishes a forwarder of rejected messages below the
+	// graylist threshold: b then ignores it altogether.
+	inj := newInjector(t, b)
+	inj.inject(t, b, signed(a, topicN.String(), tampered), signed(a, topicN.String(), stale), signed(a, topicN.String(), []byte("x")))
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		s, ok := b.mesh.Scores()[inj.h.ID()]
+		if ok && s < graylistThreshold {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("forwarder of 3 invalid messages not graylisted: score %v (known %v), all %v", s, ok, b.mesh.Scores())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if s := b.mesh.Scores()[a.h.ID()]; s < 0 {
+		t.Fatalf("honest member a has score %v", s)
 	}
 }
 
