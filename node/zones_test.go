@@ -249,6 +249,24 @@ func TestUncredentialedPeerGetsNoZoneTraffic(t *testing.T) {
 	if got.has("junk") {
 		t.Fatal("junk from the uncredentialed peer delivered")
 	}
+
+	// A full ztmesh node whose credential comes from an issuer nobody here
+	// pins: refused at the handshake, it sees no zone traffic either.
+	rogueMesh := newMesh(t)
+	rogue := rogueMesh.startIn([]string{"north"}, func(c *Config) { c.AuthGrace = Duration(30 * time.Second) })
+	connect(t, rogue, a)
+	connect(t, rogue, b)
+	_, rogueSpy := rawCollect(t, rogue.Mesh().PubSub(), north.String())
+	for i := 0; i < 10; i++ {
+		a.Mesh().Publish(context.Background(), "north", "maps", []byte("for members only"))
+		time.Sleep(50 * time.Millisecond)
+	}
+	if n := rawGot(rogueSpy, rogue.host.ID(), 2*time.Second); n != 0 {
+		t.Fatalf("node with an untrusted issuer's credential received %d zone messages", n)
+	}
+	if verifiedBy(a, rogue.host.ID()) {
+		t.Fatal("node with an untrusted issuer's credential verified")
+	}
 	// b subscribes to north, so the plain peer floods its junk to b, which
 	// rejects it: the origin talks to b directly without a credential.
 	if b.Mesh().Stats().Rejected()["unverified origin"] == 0 {
