@@ -116,13 +116,22 @@ func LoadIdentity(dir string, passphrase []byte) (*Identity, error) {
 			return nil, fmt.Errorf("%s: %w", path, err)
 		}
 	}
+	id, err := parseKeyPEM(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return id, nil
+}
+
+// parseKeyPEM decodes the plain (decrypted) key file.
+func parseKeyPEM(data []byte) (*Identity, error) {
 	block, rest := pem.Decode(data)
 	if block == nil || block.Type != keyPEMType || len(bytes.TrimSpace(rest)) != 0 {
-		return nil, fmt.Errorf("%w: %s is not a ztmesh key file", ErrMalformed, path)
+		return nil, fmt.Errorf("%w: not a ztmesh key file", ErrMalformed)
 	}
 	id, err := IdentityFromSeed(block.Bytes)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %s: %v", ErrMalformed, path, err)
+		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
 	return id, nil
 }

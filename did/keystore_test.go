@@ -124,3 +124,14 @@ func TestReadPassphraseFile(t *testing.T) {
 		t.Fatalf("world-readable passphrase file: %v", err)
 	}
 }
+
+func FuzzParseKeyPEM(f *testing.F) {
+	f.Add([]byte("-----BEGIN ZTMESH ED25519 PRIVATE KEY-----\nAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=\n-----END ZTMESH ED25519 PRIVATE KEY-----\n"))
+	f.Add([]byte("-----BEGIN AGE ENCRYPTED FILE-----\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		id, err := parseKeyPEM(data)
+		if err == nil && len(id.Seed()) != 32 {
+			t.Fatal("identity with a bad seed")
+		}
+	})
+}

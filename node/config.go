@@ -23,7 +23,7 @@ import (
 const ConfigFile = "ztmeshd.yaml"
 
 // maxConfigSize caps a config file before it is parsed.
-const maxConfigSize = 1 << 20
+const maxConfigSize = 64 << 10
 
 // Config is the daemon's configuration. The YAML field names are the ones in
 // docs/ztmeshd.example.yaml, which documents each of them; zero values take
@@ -98,15 +98,27 @@ var DefaultListen = []string{"/ip4/0.0.0.0/tcp/4101", "/ip4/0.0.0.0/udp/4101/qui
 // LoadConfigFile reads a YAML config file. Unknown fields are errors, so a
 // misspelt option is caught instead of silently ignored.
 func LoadConfigFile(path string) (Config, error) {
-	var c Config
 	data, err := did.ReadFileLimited(path, maxConfigSize)
 	if err != nil {
-		return c, fmt.Errorf("config: %w", err)
+		return Config{}, fmt.Errorf("config: %w", err)
+	}
+	c, err := parseConfig(data)
+	if err != nil {
+		return c, fmt.Errorf("config %s: %w", path, err)
+	}
+	return c, nil
+}
+
+// parseConfig decodes a YAML config, refusing unknown fields.
+func parseConfig(data []byte) (Config, error) {
+	var c Config
+	if len(data) > maxConfigSize {
+		return c, fmt.Errorf("%d bytes, limit %d", len(data), maxConfigSize)
 	}
 	dec := yaml.NewDecoder(strings.NewReader(string(data)))
 	dec.KnownFields(true)
 	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) { // an empty file is all defaults
-		return c, fmt.Errorf("config %s: %w", path, err)
+		return c, err
 	}
 	return c, nil
 }

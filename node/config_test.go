@@ -59,3 +59,18 @@ func TestConfigReportsEveryProblem(t *testing.T) {
 		}
 	}
 }
+
+func FuzzParseConfig(f *testing.F) {
+	data, _ := os.ReadFile(filepath.Join("..", "docs", "ztmeshd.example.yaml"))
+	f.Add(data)
+	f.Add([]byte("listen: [a, b]\nauth_grace: 1s\n"))
+	f.Add([]byte("mdns: yes\nconn_low: -1\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		c, err := parseConfig(data)
+		if err != nil {
+			return
+		}
+		c.Dir = "/tmp/x"
+		_, _ = c.WithDefaults().parse() // must not panic, whatever it says
+	})
+}
