@@ -41,7 +41,9 @@ import (
 //     benchmark, in alternating order, with both loads; it reports each
 //     one's numbers with a gossipsub- or ztmesh- prefix and the ratios
 //     ztmesh/gossipsub: throughput-ratio (target >= 0.9), p99-ratio and
-//     serial-p99-ratio (target <= 1.2), cpu-ratio.
+//     serial-p99-ratio (target <= 1.2), cpu-ratio. Other load on the
+//     machine moves msgs/s and the latencies a lot; cpu-ratio, which counts
+//     only this process's CPU time, much less.
 //
 // Run them all with
 //
@@ -76,8 +78,9 @@ var zoneImpls = []string{implGossipSub, implZtmesh}
 var zoneHosts = []int{2, 20}
 
 // zoneCase is a topology and payload size, and how much to send per op.
-// Every host runs in this process on a shared 2-core machine, so the
-// numbers are CPU-bound, and a batch per op takes 0.1-0.6 s there.
+// Every host runs in this process, so on the shared 2-core machine that
+// runs make bench the numbers are CPU-bound; the batches are sized to take
+// 0.1-0.6 s there.
 //
 // The window is the largest that never dropped a message in either
 // implementation, with a margin: GossipSub's validation queue and
