@@ -1,0 +1,2 @@
+// Package crdt replicates shared state between the nodes of a zone.
+package crdt
