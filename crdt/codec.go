@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"strings"
 
 	"github.com/ztmesh/ztmesh/did"
 	"github.com/ztmesh/ztmesh/internal/wire"
@@ -31,6 +32,10 @@ type wireEntry struct {
 	Sig     []byte  `json:"sig"`
 }
 
+// ed25519DIDLen is the length of every Ed25519 did:key: "did:key:z" and
+// the 47 base58 digits of 0xed 0x01 and a 32-byte key.
+const ed25519DIDLen = 56
+
 // names converts DIDs to and from text once per message: a message's
 // entries mostly share a few writers, and both directions cost microseconds.
 type names struct {
@@ -53,6 +58,13 @@ func (n *names) format(d did.DID) string {
 func (n *names) parse(s string) (did.DID, error) {
 	if d, ok := n.dids[s]; ok {
 		return d, nil
+	}
+	// Every Ed25519 did:key is "did:key:z6Mk" and 44 more base58
+	// characters. Checking that first keeps other multicodecs away from
+	// the did:key decoder under did.ParseDID, which panics on some of them
+	// (a short BLS12-381 key, found by FuzzDecodeChunk).
+	if len(s) != ed25519DIDLen || !strings.HasPrefix(s, "did:key:z6Mk") {
+		return did.DID{}, fmt.Errorf("%w: %q is not an Ed25519 did:key", ErrMalformed, s)
 	}
 	d, err := did.ParseDID(s)
 	if err != nil {
