@@ -18,6 +18,21 @@ const maxDIDLen = 128
 
 const base58Alphabet = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
 
+// ed25519DIDLen is the length of every Ed25519 did:key: "did:key:z" and the
+// 47 base58 digits of 0xed 0x01 and a 32-byte key.
+const ed25519DIDLen = 56
+
+// decodeFingerprint calls aries' multibase key decoder, turning a panic in
+// that archived code into an error: a hostile string must never crash a node.
+func decodeFingerprint(mb string) (raw []byte, code uint64, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("undecodable key fingerprint")
+		}
+	}()
+	return fingerprint.PubKeyFromFingerprint(mb)
+}
+
 // DID is the did:key identifier of an Ed25519 public key. The zero value is
 // not a valid DID (IsZero reports true). DIDs are comparable and may be used
 // as map keys: two DIDs are equal exactly when their keys are.
@@ -36,12 +51,18 @@ func ParseDID(s string) (DID, error) {
 		return DID{}, fmt.Errorf("%w: %q does not start with did:key:z", ErrBadDID, s)
 	}
 	mb := strings.TrimPrefix(s, "did:key:")
-	// btcutil's base58 decoder (under aries) indexes a table by rune and
-	// panics on non-ASCII input; only the base58btc alphabet gets that far.
+	// Only the exact shape of an Ed25519 did:key reaches aries' decoder:
+	// btcutil's base58 decoder panics on non-ASCII input, and aries'
+	// fingerprint decoder slices out of range on short keys of other types
+	// (both found by fuzzing). Every Ed25519 did:key is "did:key:z6Mk" and
+	// 56 characters long.
+	if len(s) != ed25519DIDLen || !strings.HasPrefix(s, "did:key:z6Mk") {
+		return DID{}, fmt.Errorf("%w: %q is not an Ed25519 did:key (did:key:z6Mk..., %d characters)", ErrBadDID, truncate(s), ed25519DIDLen)
+	}
 	if strings.Trim(mb[1:], base58Alphabet) != "" {
 		return DID{}, fmt.Errorf("%w: %q has characters outside base58btc", ErrBadDID, s)
 	}
-	raw, code, err := fingerprint.PubKeyFromFingerprint(mb)
+	raw, code, err := decodeFingerprint(mb)
 	if err != nil {
 		return DID{}, fmt.Errorf("%w: %q: %v", ErrBadDID, s, err)
 	}

@@ -110,6 +110,7 @@ func TestParseDIDRejects(t *testing.T) {
 		"upper-case method":                   strings.Replace(ed, "did:key", "DID:KEY", 1),
 		"trailing character":                  ed + "x",
 		"non-ASCII (panicked btcutil base58)": "did:key:z6Mk\xff\xfe\u00e9",
+		"short BLS12-381 key (panicked aries)": "did:key:z62koyyN7AC1111111111111111111111111111111111111",
 	} {
 		t.Run(name, func(t *testing.T) {
 			if _, err := ParseDID(s); err == nil {
@@ -186,6 +187,7 @@ func FuzzParseDID(f *testing.F) {
 	f.Add(testIdentity(f, 1).DID().String())
 	f.Add("did:key:z6Mk")
 	f.Add("did:key:zQ3s")
+	f.Add("did:key:z62koyyN7AC1111111111111111111111111111111111111")
 	f.Fuzz(func(t *testing.T, s string) {
 		d, err := ParseDID(s)
 		if err != nil {
