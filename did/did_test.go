@@ -98,18 +98,18 @@ func TestParseDIDRejects(t *testing.T) {
 	x25519DID, _ := fingerprint.CreateDIDKeyByCode(fingerprint.X25519PubKeyMultiCodec, bytes.Repeat([]byte{9}, 32))
 	p256DID, _ := fingerprint.CreateDIDKeyByCode(fingerprint.P256PubKeyMultiCodec, bytes.Repeat([]byte{3}, 33))
 	for name, s := range map[string]string{
-		"empty":                               "",
-		"other method":                        "did:web:example.com",
-		"no multibase":                        "did:key:",
-		"x25519 key":                          x25519DID,
-		"p256 key":                            p256DID,
-		"truncated":                           ed[:len(ed)-3],
-		"bad base58":                          "did:key:z6Mk0OIl",
-		"fragment":                            ed + "#key-1",
-		"too long":                            "did:key:z" + strings.Repeat("a", 200),
-		"upper-case method":                   strings.Replace(ed, "did:key", "DID:KEY", 1),
-		"trailing character":                  ed + "x",
-		"non-ASCII (panicked btcutil base58)": "did:key:z6Mk\xff\xfe\u00e9",
+		"empty":                                "",
+		"other method":                         "did:web:example.com",
+		"no multibase":                         "did:key:",
+		"x25519 key":                           x25519DID,
+		"p256 key":                             p256DID,
+		"truncated":                            ed[:len(ed)-3],
+		"bad base58":                           "did:key:z6Mk0OIl",
+		"fragment":                             ed + "#key-1",
+		"too long":                             "did:key:z" + strings.Repeat("a", 200),
+		"upper-case method":                    strings.Replace(ed, "did:key", "DID:KEY", 1),
+		"trailing character":                   ed + "x",
+		"non-ASCII (panicked btcutil base58)":  "did:key:z6Mk\xff\xfe\u00e9",
 		"short BLS12-381 key (panicked aries)": "did:key:z62koyyN7AC1111111111111111111111111111111111111",
 	} {
 		t.Run(name, func(t *testing.T) {
