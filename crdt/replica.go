@@ -25,13 +25,16 @@ const DefaultWatchBuffer = 256
 // element) of state. It returns nil to allow. The node implements it with
 // the policy's state_write action. A replica asks it for its own writes and
 // for every entry it merges from others, so a write the policy refuses is
-// refused by every node, not only by the writer's.
+// refused by every node, not only by the writer's. It is called without
+// the replica's lock held, possibly from several goroutines at once.
 type Authorizer func(origin did.DID, state, key string) error
 
 // Transport broadcasts an encoded delta to the other replicas of state.
 // The node implements it over the state's zone channel, where the delta
 // travels sealed and signed by its origin like every zone message. Loss,
 // duplication and reordering are harmless: anti-entropy repairs them.
+// Broadcast is called after the write is committed, without the replica's
+// lock held, possibly from several goroutines at once.
 type Transport interface {
 	Broadcast(ctx context.Context, state string, delta []byte) error
 }

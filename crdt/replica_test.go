@@ -400,3 +400,71 @@ func TestNewReplicaRejects(t *testing.T) {
 		})
 	}
 }
+
+// TestConcurrentUse writes, merges, reads, watches and reconciles from
+// several goroutines at once; run with -race.
+func TestConcurrentUse(t *testing.T) {
+	a := newReplica(t, replicaConfig{id: ident(t, 1), now: time.Now})
+	b := newReplica(t, replicaConfig{id: ident(t, 2), now: time.Now})
+	ctx, cancel := context.WithCancel(bg)
+	defer cancel()
+	changes := b.Watch(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for range changes {
+		}
+	}()
+	errs := make(chan error, 4)
+	writer := func(from, to *Replica, prefix string) {
+		for i := range 40 {
+			d, err := from.Put(bg, fmt.Sprint(prefix, i%7), []byte{byte(i)})
+			if err == nil {
+				_, err = to.Apply(d.Origin, d)
+			}
+			if err != nil {
+				errs <- err
+				return
+			}
+		}
+		errs <- nil
+	}
+	go writer(a, b, "a")
+	go writer(b, a, "b")
+	go func() {
+		for range 20 {
+			a.Snapshot()
+			b.Get("a1")
+			if _, err := a.CollectGarbage(); err != nil {
+				errs <- err
+				return
+			}
+		}
+		errs <- nil
+	}()
+	go func() {
+		for range 10 {
+			digest, err := a.Digest()
+			if err == nil {
+				err = b.Missing(digest, 0, func(c []byte) error { _, _, err := a.ApplyChunk(c); return err })
+			}
+			if err != nil {
+				errs <- err
+				return
+			}
+		}
+		errs <- nil
+	}()
+	for range 4 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	pull(t, a, b, 0)
+	pull(t, b, a, 0)
+	if !sameState(stateOf(a), stateOf(b)) {
+		t.Error("diverged")
+	}
+	cancel()
+	<-done
+}
