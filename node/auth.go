@@ -140,6 +140,9 @@ func (n *Node) handleAuth(s network.Stream) {
 	}
 	_, renewed := n.registry.Get(p)
 	n.registry.put(Peer{ID: p, DID: cred.Subject, Credential: cred, KeyPackage: kp, VerifiedAt: n.now()})
+	n.seenMu.Lock()
+	n.seen[cred.Subject] = cred
+	n.seenMu.Unlock()
 	n.clearPending(p)
 	n.metrics.handshake("accepted")
 	if err := writeFrame(s, result{V: handshakeVersion, Accepted: true}); err != nil {
@@ -160,6 +163,7 @@ func (n *Node) handleAuth(s network.Stream) {
 				n.log.Debug("control sync", "event_type", "sync_failed", "peer", p.String(), "reason", err.Error())
 			}
 		})
+		n.states.peerVerified(p)
 	}
 	n.log.Info("peer verified", "event_type", event, "peer", p.String(), "did", cred.Subject.String(),
 		"role", cred.Claims.Role, "trust_score", cred.Claims.TrustScore, "expires", cred.Expires.Format(time.RFC3339))

@@ -100,6 +100,20 @@ func (m *mesh) startWith(id *did.Identity, cred string, opts ...nodeOpt) *testNo
 	if err := os.WriteFile(filepath.Join(dir, did.CredentialFile), []byte(cred), 0o600); err != nil {
 		m.t.Fatal(err)
 	}
+	return m.startIn2(id, dir, opts...)
+}
+
+// restart closes a node and starts a new one on the same data dir and identity.
+func (m *mesh) restart(n *testNode, opts ...nodeOpt) *testNode {
+	m.t.Helper()
+	if err := n.Close(); err != nil {
+		m.t.Fatal(err)
+	}
+	return m.startIn2(n.id, n.dir, opts...)
+}
+
+func (m *mesh) startIn2(id *did.Identity, dir string, opts ...nodeOpt) *testNode {
+	m.t.Helper()
 	off := false
 	cfg := Config{
 		Dir:          dir,

@@ -64,6 +64,7 @@ type Node struct {
 	verifier *did.Verifier
 	policy   *policy.Engine
 	mesh     *pubsub.Mesh
+	states   *states
 	host     host.Host
 	registry *Registry
 	metrics  *metrics
@@ -76,6 +77,9 @@ type Node struct {
 
 	revMu    sync.Mutex // serializes revocation reloads
 	revStamp fileStamp
+
+	seenMu sync.Mutex
+	seen   map[did.DID]*did.Credential // the last credential each peer presented
 
 	polMu    sync.Mutex // serializes policy reloads and bundles
 	polStamp fileStamp
@@ -114,6 +118,7 @@ func New(cfg Config, opts Options) (*Node, error) {
 		now:      opts.Now,
 		registry: newRegistry(),
 		pending:  map[peer.ID]*time.Timer{},
+		seen:     map[did.DID]*did.Credential{},
 		seenTTL:  opts.SeenTTL,
 	}
 	if n.now == nil {
@@ -227,6 +232,11 @@ func (n *Node) Start(ctx context.Context) error {
 		return err
 	}
 	n.metrics.registerZones(n)
+	if err := n.openStates(); err != nil {
+		n.mesh.Close()
+		n.cancel()
+		return err
+	}
 	n.host.SetStreamHandler(AuthProtocol, n.handleAuth)
 	n.host.Network().Notify(&network.NotifyBundle{
 		ConnectedF:    func(_ network.Network, c network.Conn) { n.onConnected(c) },
@@ -310,6 +320,9 @@ func (n *Node) Close() error {
 	if n.mdns != nil {
 		errs = append(errs, n.mdns.Close())
 	}
+	if n.states != nil {
+		errs = append(errs, n.states.close())
+	}
 	if n.mesh != nil {
 		errs = append(errs, n.mesh.Close())
 	}
@@ -330,6 +343,22 @@ func (n *Node) Registry() *Registry { return n.registry }
 
 // Credential is the node's own current credential.
 func (n *Node) Credential() *did.Credential { return n.cred.Load() }
+
+// credentialOf returns the credential of a member, for authorizing its
+// writes: ours, a connected peer's, or the last one a peer presented while
+// it is still valid and not revoked. nil if the node never verified it.
+func (n *Node) credentialOf(d did.DID) *did.Credential {
+	if d == n.id.DID() {
+		return n.cred.Load()
+	}
+	n.seenMu.Lock()
+	c := n.seen[d]
+	n.seenMu.Unlock()
+	if c == nil || n.now().After(c.Expires.Add(did.DefaultClockSkew)) || n.verifier.Revocations().Check(c) != nil {
+		return nil
+	}
+	return c
+}
 
 // Mesh is the node's zone messaging.
 func (n *Node) Mesh() *pubsub.Mesh { return n.mesh }

@@ -339,6 +339,14 @@ func (m *Mesh) filter(p peer.ID, name string) bool {
 	return m.decide(policy.ActionSubscribe, t, memberSubject(mem)).Allow
 }
 
+// Allowed reports whether the policy lets a member take action on a topic.
+func (m *Mesh) Allowed(a policy.Action, t Topic, mem Member) bool {
+	if mem.Quarantined {
+		return false
+	}
+	return m.decide(a, t, memberSubject(mem)).Allow
+}
+
 func memberSubject(mem Member) policy.Subject {
 	c := mem.Credential
 	return policy.Subject{

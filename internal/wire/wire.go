@@ -22,13 +22,18 @@ func WriteJSON(w io.Writer, v any, limit int) error {
 	if err != nil {
 		return err
 	}
+	return WriteFrame(w, body, limit)
+}
+
+// WriteFrame writes body, already encoded, as one frame of at most limit bytes.
+func WriteFrame(w io.Writer, body []byte, limit int) error {
 	if len(body) > limit {
 		return fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, len(body), limit)
 	}
 	buf := make([]byte, 4+len(body))
 	binary.BigEndian.PutUint32(buf, uint32(len(body)))
 	copy(buf[4:], body)
-	_, err = w.Write(buf)
+	_, err := w.Write(buf)
 	return err
 }
 
