@@ -18,6 +18,7 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/network"
 
+	"github.com/ztmesh/ztmesh/crdt"
 	"github.com/ztmesh/ztmesh/did"
 	"github.com/ztmesh/ztmesh/internal/wire"
 	"github.com/ztmesh/ztmesh/node/api"
@@ -65,6 +66,11 @@ func newAPIServer(n *Node) (*apiServer, error) {
 	mux.HandleFunc("POST /v1/credential", a.installCredential)
 	mux.HandleFunc("POST /v1/publish", a.publish)
 	mux.HandleFunc("GET /v1/subscribe", a.subscribe)
+	mux.HandleFunc("PUT /v1/state/{name}/{key...}", a.statePut)
+	mux.HandleFunc("DELETE /v1/state/{name}/{key...}", a.stateDelete)
+	mux.HandleFunc("GET /v1/state/{name}/{key...}", a.stateGet)
+	mux.HandleFunc("GET /v1/state/{name}", a.stateList)
+	mux.HandleFunc("GET /v1/state/{name}/watch", a.stateWatch)
 	mux.HandleFunc("POST /v1/control/revocations", a.pushControl(func(ctx context.Context, tok []byte) error {
 		return a.n.mesh.PublishRevocations(ctx, tok)
 	}))
@@ -240,56 +246,18 @@ func (a *apiServer) subscribe(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer sub.Cancel()
-	flusher, ok := w.(http.Flusher)
-	if !ok {
-		writeError(w, http.StatusInternalServerError, "streaming unsupported")
-		return
-	}
-	w.Header().Set("Content-Type", "text/event-stream")
-	w.Header().Set("Cache-Control", "no-cache")
-	w.WriteHeader(http.StatusOK)
-	fmt.Fprint(w, ": subscribed\n\n")
-	flusher.Flush()
-
-	msgs := make(chan *pubsub.Delivery)
-	ctx := r.Context()
-	go func() {
-		defer close(msgs)
+	streamSSE(w, r, func(yield func(any) bool) {
 		for {
-			d, err := sub.Next(ctx)
+			d, err := sub.Next(r.Context())
 			if err != nil {
 				return
 			}
-			select {
-			case msgs <- d:
-			case <-ctx.Done():
+			if !yield(api.Message{Origin: d.Origin.String(), Zone: d.Zone, Channel: d.Channel,
+				Seq: d.Seq, Time: d.Time.UTC().Format(time.RFC3339Nano), Data: d.Data}) {
 				return
 			}
 		}
-	}()
-	keepAlive := time.NewTicker(15 * time.Second)
-	defer keepAlive.Stop()
-	for {
-		select {
-		case d, ok := <-msgs:
-			if !ok {
-				return
-			}
-			ev, _ := json.Marshal(api.Message{Origin: d.Origin.String(), Zone: d.Zone, Channel: d.Channel,
-				Seq: d.Seq, Time: d.Time.UTC().Format(time.RFC3339Nano), Data: d.Data})
-			if _, err := fmt.Fprintf(w, "data: %s\n\n", ev); err != nil {
-				return
-			}
-			flusher.Flush()
-		case <-keepAlive.C:
-			if _, err := fmt.Fprint(w, ": keep-alive\n\n"); err != nil {
-				return
-			}
-			flusher.Flush()
-		case <-ctx.Done():
-			return
-		}
-	}
+	})
 }
 
 // pushControl publishes issuer-signed control content (a revocation list or
@@ -306,6 +274,144 @@ func (a *apiServer) pushControl(publish func(context.Context, []byte) error) htt
 			return
 		}
 		writeJSON(w, struct{}{})
+	}
+}
+
+// replica opens the LWW state a request names, answering errors itself.
+func (a *apiServer) replica(w http.ResponseWriter, r *http.Request) *crdt.Replica {
+	rep, err := a.n.State(r.URL.Query().Get("zone"), r.PathValue("name"), crdt.LWWMap)
+	if err != nil {
+		code := http.StatusBadRequest
+		if errors.Is(err, pubsub.ErrDenied) {
+			code = http.StatusForbidden
+		}
+		writeError(w, code, err.Error())
+		return nil
+	}
+	return rep
+}
+
+func (a *apiServer) statePut(w http.ResponseWriter, r *http.Request) {
+	rep := a.replica(w, r)
+	if rep == nil {
+		return
+	}
+	value, err := io.ReadAll(http.MaxBytesReader(w, r.Body, crdt.MaxValueSize))
+	if err != nil {
+		writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("value too large: at most %d bytes", crdt.MaxValueSize))
+		return
+	}
+	if _, err := rep.Put(r.Context(), r.PathValue("key"), value); err != nil && !errors.Is(err, crdt.ErrBroadcast) {
+		writeStateError(w, err)
+		return
+	}
+	// Committed (an ErrBroadcast only means peers get it by anti-entropy).
+	writeJSON(w, struct{}{})
+}
+
+func (a *apiServer) stateDelete(w http.ResponseWriter, r *http.Request) {
+	rep := a.replica(w, r)
+	if rep == nil {
+		return
+	}
+	if _, err := rep.Delete(r.Context(), r.PathValue("key")); err != nil && !errors.Is(err, crdt.ErrBroadcast) {
+		writeStateError(w, err)
+		return
+	}
+	writeJSON(w, struct{}{})
+}
+
+func (a *apiServer) stateGet(w http.ResponseWriter, r *http.Request) {
+	rep := a.replica(w, r)
+	if rep == nil {
+		return
+	}
+	key := r.PathValue("key")
+	v, ok := rep.Get(key)
+	if !ok {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("no key %q", key))
+		return
+	}
+	writeJSON(w, api.StateValue{Key: key, Value: v})
+}
+
+func (a *apiServer) stateList(w http.ResponseWriter, r *http.Request) {
+	if rep := a.replica(w, r); rep != nil {
+		writeJSON(w, rep.Snapshot())
+	}
+}
+
+func (a *apiServer) stateWatch(w http.ResponseWriter, r *http.Request) {
+	rep := a.replica(w, r)
+	if rep == nil {
+		return
+	}
+	changes := rep.Watch(r.Context())
+	streamSSE(w, r, func(yield func(any) bool) {
+		for ch := range changes {
+			if !yield(api.StateChange{Key: ch.Key, Value: ch.Value, Deleted: ch.Deleted,
+				Writer: ch.TS.Origin.String(), Time: time.Unix(0, ch.TS.Wall).UTC().Format(time.RFC3339Nano)}) {
+				return
+			}
+		}
+	})
+}
+
+func writeStateError(w http.ResponseWriter, err error) {
+	code := http.StatusBadRequest
+	if errors.Is(err, crdt.ErrUnauthorized) {
+		code = http.StatusForbidden
+	}
+	writeError(w, code, oneLine(err))
+}
+
+// streamSSE writes each value events yields as a Server-Sent Event, with a
+// keep-alive comment every 15 s, until the client goes away.
+func streamSSE(w http.ResponseWriter, r *http.Request, events func(yield func(any) bool)) {
+	flusher, ok := w.(http.Flusher)
+	if !ok {
+		writeError(w, http.StatusInternalServerError, "streaming unsupported")
+		return
+	}
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.Header().Set("Cache-Control", "no-cache")
+	w.WriteHeader(http.StatusOK)
+	fmt.Fprint(w, ": subscribed\n\n")
+	flusher.Flush()
+	ctx := r.Context()
+	evs := make(chan any)
+	go func() {
+		defer close(evs)
+		events(func(v any) bool {
+			select {
+			case evs <- v:
+				return true
+			case <-ctx.Done():
+				return false
+			}
+		})
+	}()
+	keepAlive := time.NewTicker(15 * time.Second)
+	defer keepAlive.Stop()
+	for {
+		select {
+		case v, ok := <-evs:
+			if !ok {
+				return
+			}
+			b, _ := json.Marshal(v)
+			if _, err := fmt.Fprintf(w, "data: %s\n\n", b); err != nil {
+				return
+			}
+			flusher.Flush()
+		case <-keepAlive.C:
+			if _, err := fmt.Fprint(w, ": keep-alive\n\n"); err != nil {
+				return
+			}
+			flusher.Flush()
+		case <-ctx.Done():
+			return
+		}
 	}
 }
 

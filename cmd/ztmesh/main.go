@@ -40,6 +40,11 @@ func commands() []command {
 		{"peers", "list a running daemon's peers and their verified claims", peers},
 		{"pub", "publish a message on a zone channel through a daemon", pub},
 		{"sub", "stream a zone channel's verified messages from a daemon", sub},
+		{"state put", "write a key of a zone's shared state (replicated CRDT map)", statePut},
+		{"state get", "read a key of a zone's shared state", stateGet},
+		{"state del", "delete a key of a zone's shared state", stateDel},
+		{"state list", "print a zone's shared state", stateList},
+		{"state watch", "stream the changes of a zone's shared state", stateWatch},
 	}
 }
 

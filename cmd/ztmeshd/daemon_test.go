@@ -457,3 +457,55 @@ publish:
 	took := eventually(t, 5*time.Second, "b drops c", func() bool { return !b.connected(cDID) })
 	t.Logf("revocation published through a cut c off at b after %s", took)
 }
+
+func TestStateThroughCLISurvivesSIGKILL(t *testing.T) {
+	f := newFleet(t)
+	issuerDir := f.path("issuer")
+	aDir, aDID := f.agent("a", issuerDir, "north")
+	bDir, bDID := f.agent("b", issuerDir, "north")
+	cDir, _ := f.agent("c", issuerDir, "south")
+	a := f.start(aDir, "--trust-issuer", f.issuer)
+	b := f.start(bDir, "--trust-issuer", f.issuer, "--bootstrap", a.addr)
+	f.start(cDir, "--trust-issuer", f.issuer, "--bootstrap", a.addr)
+	eventually(t, 10*time.Second, "a verifies b", func() bool { return a.verified(bDID) })
+
+	get := func(dir, key string) string {
+		out, err := ztmeshErr("state", "get", "--dir", dir, "--zone", "north", "hazards", key)
+		if err != nil {
+			return ""
+		}
+		return strings.TrimSpace(out)
+	}
+	// Open the state on both (a replica opens on first use), then write.
+	get(aDir, "x")
+	get(bDir, "x")
+	ztmesh(t, "state", "put", "--dir", aDir, "--zone", "north", "hazards", aDID+"/h1", "ice on bridge")
+	eventually(t, 10*time.Second, "b reads a's write", func() bool { return get(bDir, aDID+"/h1") == "ice on bridge" })
+	ztmesh(t, "state", "put", "--dir", bDir, "--zone", "north", "hazards", bDID+"/k1", "acknowledged")
+
+	// SIGKILL b; a keeps writing; b restarts and has both its acknowledged
+	// write and what it missed.
+	if err := b.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	b.cmd.Wait()
+	ztmesh(t, "state", "put", "--dir", aDir, "--zone", "north", "hazards", aDID+"/h2", "missed while down")
+	b2 := f.start(bDir, "--trust-issuer", f.issuer, "--bootstrap", a.addr)
+	if v := get(bDir, bDID+"/k1"); v != "acknowledged" {
+		t.Fatalf("acknowledged write after SIGKILL: %q", v)
+	}
+	eventually(t, 15*time.Second, "restarted b catches up", func() bool { return get(bDir, aDID+"/h2") == "missed while down" })
+	list := ztmesh(t, "state", "list", "--dir", bDir, "--zone", "north", "hazards")
+	if !strings.Contains(list, "ice on bridge") || !strings.Contains(list, "missed while down") || !strings.Contains(list, "acknowledged") {
+		t.Fatalf("state list after restart:\n%s", list)
+	}
+	_ = b2
+
+	// b may not write under a's DID; c is not in north at all.
+	if out, err := ztmeshErr("state", "put", "--dir", bDir, "--zone", "north", "hazards", aDID+"/h1", "forged"); err == nil || !strings.Contains(out, "denied") {
+		t.Fatalf("write under another node's DID: %v %s", err, out)
+	}
+	if out, err := ztmeshErr("state", "get", "--dir", cDir, "--zone", "north", "hazards", aDID+"/h1"); err == nil || !strings.Contains(out, "denied") {
+		t.Fatalf("read by a non-member: %v %s", err, out)
+	}
+}

@@ -11,6 +11,11 @@
 //	POST /v1/credential                  install a renewed credential (body: the JWT) -> Credential
 //	POST /v1/publish                     PublishRequest -> PublishResponse (403 if the policy denies)
 //	GET  /v1/subscribe?zone=Z&channel=C  Server-Sent Events, each a Message (403 if denied)
+//	PUT  /v1/state/{name}/{key}?zone=Z   write a key of a zone's shared state (body: the value)
+//	GET  /v1/state/{name}/{key}?zone=Z   read a key (404 if absent) -> StateValue
+//	DELETE /v1/state/{name}/{key}?zone=Z delete a key
+//	GET  /v1/state/{name}?zone=Z         the whole state -> map key -> value (base64)
+//	GET  /v1/state/{name}/watch?zone=Z   Server-Sent Events, each a StateChange
 //	POST /v1/control/revocations         publish a signed revocation list on the control topic
 //	POST /v1/control/policy              publish a signed policy bundle on the control topic
 //
@@ -103,4 +108,19 @@ type Message struct {
 	Seq     uint64 `json:"seq"`
 	Time    string `json:"time"`
 	Data    []byte `json:"data"` // base64 in JSON
+}
+
+// StateValue answers GET /v1/state/{name}/{key}.
+type StateValue struct {
+	Key   string `json:"key"`
+	Value []byte `json:"value"` // base64 in JSON
+}
+
+// StateChange is one event of GET /v1/state/{name}/watch.
+type StateChange struct {
+	Key     string `json:"key"`
+	Value   []byte `json:"value,omitempty"`
+	Deleted bool   `json:"deleted"`
+	Writer  string `json:"writer"` // DID of the node that wrote it
+	Time    string `json:"time"`
 }

@@ -21,6 +21,8 @@ import (
 // ErrNotRunning means the data dir has no running daemon.
 var ErrNotRunning = errors.New("daemon not running")
 
+var errNotFound = errors.New("not found")
+
 // maxResponse caps a response body.
 const maxResponse = 8 << 20
 
@@ -104,6 +106,9 @@ func (c *Client) do(ctx context.Context, method, path string, body []byte, out a
 	if err != nil {
 		return err
 	}
+	if resp.StatusCode == http.StatusNotFound && method == http.MethodGet {
+		return errNotFound
+	}
 	if resp.StatusCode/100 != 2 {
 		var e Error
 		if json.Unmarshal(data, &e) == nil && e.Error != "" {
@@ -138,7 +143,18 @@ func (c *Client) PushPolicy(ctx context.Context, bundle []byte) error {
 // returns an error, or the daemon goes away.
 func (c *Client) Subscribe(ctx context.Context, zone, channel string, fn func(Message) error) error {
 	q := url.Values{"zone": {zone}, "channel": {channel}}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+"/v1/subscribe?"+q.Encode(), nil)
+	return c.stream(ctx, "/v1/subscribe?"+q.Encode(), func(line []byte) error {
+		var m Message
+		if err := json.Unmarshal(line, &m); err != nil {
+			return fmt.Errorf("bad event from daemon: %w", err)
+		}
+		return fn(m)
+	})
+}
+
+// stream reads Server-Sent Events from path, calling fn with each data line.
+func (c *Client) stream(ctx context.Context, path string, fn func(data []byte) error) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+path, nil)
 	if err != nil {
 		return err
 	}
@@ -167,11 +183,7 @@ func (c *Client) Subscribe(ctx context.Context, zone, channel string, fn func(Me
 		if !ok {
 			continue // comments (keep-alives) and blank separators
 		}
-		var m Message
-		if err := json.Unmarshal([]byte(line), &m); err != nil {
-			return fmt.Errorf("bad event from daemon: %w", err)
-		}
-		if err := fn(m); err != nil {
+		if err := fn([]byte(line)); err != nil {
 			return err
 		}
 	}
@@ -179,4 +191,49 @@ func (c *Client) Subscribe(ctx context.Context, zone, channel string, fn func(Me
 		return ctx.Err()
 	}
 	return sc.Err()
+}
+
+func statePath(zone, name, key string) string {
+	p := "/v1/state/" + url.PathEscape(name)
+	if key != "" {
+		p += "/" + url.PathEscape(key)
+	}
+	return p + "?" + url.Values{"zone": {zone}}.Encode()
+}
+
+// StatePut writes a key of a zone's shared state.
+func (c *Client) StatePut(ctx context.Context, zone, name, key string, value []byte) error {
+	return c.do(ctx, http.MethodPut, statePath(zone, name, key), value, &struct{}{})
+}
+
+// StateGet reads a key; ok is false if it is absent.
+func (c *Client) StateGet(ctx context.Context, zone, name, key string) (value []byte, ok bool, err error) {
+	var v StateValue
+	err = c.do(ctx, http.MethodGet, statePath(zone, name, key), nil, &v)
+	if errors.Is(err, errNotFound) {
+		return nil, false, nil
+	}
+	return v.Value, err == nil, err
+}
+
+// StateDelete deletes a key.
+func (c *Client) StateDelete(ctx context.Context, zone, name, key string) error {
+	return c.do(ctx, http.MethodDelete, statePath(zone, name, key), nil, &struct{}{})
+}
+
+// StateList returns the whole state.
+func (c *Client) StateList(ctx context.Context, zone, name string) (map[string][]byte, error) {
+	var m map[string][]byte
+	return m, c.do(ctx, http.MethodGet, statePath(zone, name, ""), nil, &m)
+}
+
+// StateWatch streams a state's changes to fn.
+func (c *Client) StateWatch(ctx context.Context, zone, name string, fn func(StateChange) error) error {
+	return c.stream(ctx, "/v1/state/"+url.PathEscape(name)+"/watch?"+url.Values{"zone": {zone}}.Encode(), func(line []byte) error {
+		var ch StateChange
+		if err := json.Unmarshal(line, &ch); err != nil {
+			return fmt.Errorf("bad event from daemon: %w", err)
+		}
+		return fn(ch)
+	})
 }
