@@ -78,6 +78,15 @@ echo "b received:"; cat "$work/b.sub"
 echo "c is in south only; the policy refuses it north:"
 if "$Z" pub --dir "$work/c" --zone north --channel maps "spoofed hazard"; then echo "UNEXPECTED: allowed"; exit 1; fi
 
+step "Shared state: a writes a hazard marker into north's replicated map, b reads it"
+A=$("$Z" id show --dir "$work/a" --did)
+"$Z" state get --dir "$work/b" --zone north hazards "$A/junction-4" >/dev/null 2>&1 || true   # b opens the state
+show "$Z" state put --dir "$work/a" --zone north hazards "$A/junction-4" "ice on bridge"
+wait_for 10 "b to receive the state" "$Z" state get --dir "$work/b" --zone north hazards "$A/junction-4"
+show "$Z" state list --dir "$work/b" --zone north hazards
+echo "b may not write under a's DID:"
+if "$Z" state put --dir "$work/b" --zone north hazards "$A/junction-4" "forged"; then echo "UNEXPECTED: allowed"; exit 1; fi
+
 step "A fourth node with a credential from an issuer nobody pins tries to join"
 "$Z" id init --dir "$work/rogue-issuer" >/dev/null
 "$Z" id init --dir "$work/mallory" >/dev/null
