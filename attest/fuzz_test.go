@@ -1,0 +1,110 @@
+package attest
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"testing"
+	"time"
+)
+
+// FuzzParseEvidence feeds arbitrary bytes to the evidence decoder. It must
+// never panic, must fail with one of the package's sentinels, and whatever
+// it accepts must be in canonical form: encoding the decoded values again
+// gives the input back, byte for byte. Decoded evidence goes through Verify
+// too, TPM section included.
+func FuzzParseEvidence(f *testing.F) {
+	f.Add(signed(f, testMeasurement(), nil))
+	f.Add(signed(f, testMeasurement(), newSoftTPM(f)))
+	f.Add(signed(f, bigMeasurement(20), nil))
+	f.Add([]byte(`{"payload":"e30=","signature":""}`))
+	f.Add([]byte(`{}`))
+	ref := testReference()
+	ref.PCRs = map[int]string{7: hash("x")}
+
+	f.Fuzz(func(t *testing.T, data []byte) {
+		e, err := ParseEvidence(data, t0, time.Hour)
+		if err != nil && !isSentinel(err) {
+			t.Fatalf("error wraps no sentinel: %v", err)
+		}
+		if err == nil && !bytes.Equal(e.Raw, bytes.TrimSpace(data)) {
+			t.Fatal("Raw is not the input")
+		}
+
+		// The decoder alone, without the signature check that stops
+		// nearly every mutation.
+		e, payload, section, err := decodeEvidence(data)
+		if err != nil {
+			return
+		}
+		again, err := e.payload()
+		if err != nil || !bytes.Equal(again, payload) {
+			t.Fatalf("payload not canonical:\n in %q\nout %q", payload, again)
+		}
+		if e.Hardware != nil {
+			s, err := e.Hardware.encode()
+			if err != nil || !bytes.Equal(s, section) {
+				t.Fatalf("tpm section not canonical:\n in %q\nout %q", section, s)
+			}
+		}
+		env := envelope{Payload: b64.EncodeToString(payload), Signature: b64.EncodeToString(e.Signature)}
+		if section != nil {
+			env.TPM = b64.EncodeToString(section)
+		}
+		if out, _ := json.Marshal(env); !bytes.Equal(out, data) {
+			t.Fatalf("envelope not canonical:\n in %q\nout %q", data, out)
+		}
+		Verify(e, ref, testNonce(7))
+	})
+}
+
+// FuzzVerifyQuote feeds arbitrary TPM structures, certified by the subject
+// as a malicious node would, to the quote verifier: it must never panic
+// nor accept them.
+func FuzzVerifyQuote(f *testing.F) {
+	q, err := newSoftTPM(f).Quote(make([]byte, 32))
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(q.AKPublic, q.Quote, q.Signature, q.PCRs[0].Value)
+	id := testIdentity(f, 1)
+	f.Fuzz(func(t *testing.T, akPub, quote, sig, pcr0 []byte) {
+		q := &TPMQuote{
+			AKPublic:        akPub,
+			AKCertification: id.Sign(AKContext, akPub),
+			Quote:           quote,
+			Signature:       sig,
+			PCRs:            []PCR{{Index: 0, Value: pcr0}},
+		}
+		if err := verifyQuote(id.DID(), q, []byte("not the extraData of any seed")); err == nil {
+			t.Fatal("accepted a quote with the wrong extraData")
+		}
+	})
+}
+
+// FuzzVerifyReference: never panic, always a sentinel.
+func FuzzVerifyReference(f *testing.F) {
+	issuer := testIdentity(f, 9)
+	f.Add(signRef(f, issuer, testReference()))
+	f.Add([]byte(`{"payload":"","signature":""}`))
+	trusted := trustOnly(issuer.DID())
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if _, err := VerifyReference(data, trusted); err != nil && !isSentinel(err) {
+			t.Fatalf("error wraps no sentinel: %v", err)
+		}
+		if ref, err := decodeReference(data); err == nil {
+			if err := ref.validate(); err != nil {
+				t.Fatalf("decoded values do not validate: %v", err)
+			}
+		}
+	})
+}
+
+func isSentinel(err error) bool {
+	for _, s := range []error{ErrMalformed, ErrTooLarge, ErrBadSignature, ErrStale, ErrFuture, ErrUntrustedIssuer} {
+		if errors.Is(err, s) {
+			return true
+		}
+	}
+	return false
+}
