@@ -38,7 +38,9 @@
 // # What this package is not
 //
 // It does not talk to the network, schedule attestations, keep trust scores
-// or quarantine nodes: the node package does.
+// or quarantine nodes: the node package does, and may use [EffectiveTrust]
+// for the score. docs/ATTESTATION.md specifies the wire formats and what a
+// TPM quote does and does not prove.
 //
 // The TPM simulator used by the hardware tests needs cgo and OpenSSL; those
 // tests are behind the build tag tpmsim. The package itself is pure Go.
