@@ -36,6 +36,8 @@ func commands() []command {
 		{"policy sign", "sign a policy as a versioned bundle with an issuer identity", policySign},
 		{"policy verify", "verify a policy bundle against pinned issuers and print it", policyVerify},
 		{"policy push", "publish a signed policy bundle to the whole mesh through a daemon", policyPush},
+		{"attest show", "print the signed attestation evidence of a node (measured by the CLI)", attestShow},
+		{"attest reference", "sign attestation reference values: allowed binaries and module versions", attestReference},
 		{"status", "show a running daemon: DID, addresses, credential, peer counts", status},
 		{"peers", "list a running daemon's peers and their verified claims", peers},
 		{"pub", "publish a message on a zone channel through a daemon", pub},
