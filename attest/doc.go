@@ -27,7 +27,9 @@
 //
 // A [Reference] lists the allowed measurements: binary hashes, minimum
 // module (and Go) versions, forbidden modules or versions, whether a
-// hardware root of trust is required, and optionally pinned PCR values. An
+// hardware root of trust is required, and optionally pinned PCR values and
+// the enrolled TPM attestation keys (without enrollment, a quote proves
+// little: a node can certify a key of its own making). An
 // issuer signs it with [SignReference] and a version that must increase;
 // [VerifyReference] checks it against pinned issuers, and a [References]
 // holder keeps the values in force and refuses a rollback ([ErrRollback]).

@@ -33,6 +33,7 @@ const (
 	GoKey         = "go"
 
 	maxReferenceEntries = 1024 // in each list or map
+	maxAttestationKeys  = 3000 // one per enrolled machine: 3000 × 67 bytes ≈ 200 KB
 )
 
 // Reference is a signed list of allowed measurements: which binaries may
@@ -61,6 +62,12 @@ type Reference struct {
 	// hex) by index. They are checked in hardware evidence only: with
 	// RequireHardware unset, software-only evidence is not held to them.
 	PCRs map[int]string
+	// AttestationKeys, if any, are the enrolled TPM attestation keys
+	// (TPMQuote.AKFingerprint, recorded when each machine was set up). A
+	// quote from any other key is not accepted as hardware evidence:
+	// without enrollment, a node that holds its DID key can certify a key
+	// of its own making and pass software quotes off as a TPM's.
+	AttestationKeys []string
 	// Raw is the signed reference values as received, without surrounding space.
 	Raw []byte
 }
@@ -79,6 +86,7 @@ type referencePayload struct {
 	Forbidden       []forbiddenJSON   `json:"forbidden"`
 	RequireHardware bool              `json:"require_hardware"`
 	PCRs            map[string]string `json:"pcrs"`
+	AttestationKeys []string          `json:"attestation_keys"`
 }
 
 type forbiddenJSON struct {
@@ -102,6 +110,10 @@ func SignReference(issuer *did.Identity, ref *Reference, now time.Time) ([]byte,
 		Forbidden:       make([]forbiddenJSON, 0, len(ref.Forbidden)),
 		RequireHardware: ref.RequireHardware,
 		PCRs:            make(map[string]string, len(ref.PCRs)),
+		AttestationKeys: slices.Sorted(slices.Values(ref.AttestationKeys)),
+	}
+	if p.AttestationKeys == nil {
+		p.AttestationKeys = []string{}
 	}
 	if p.MinVersions == nil {
 		p.MinVersions = map[string]string{}
@@ -185,6 +197,10 @@ func decodeReference(payload []byte) (*Reference, error) {
 		AllowedBinaries: p.AllowedBinaries,
 		MinVersions:     p.MinVersions,
 		RequireHardware: p.RequireHardware,
+		AttestationKeys: p.AttestationKeys,
+	}
+	if len(ref.AttestationKeys) == 0 {
+		ref.AttestationKeys = nil
 	}
 	for _, f := range p.Forbidden {
 		ref.Forbidden = append(ref.Forbidden, Module{Path: f.Path, Version: f.Version})
@@ -214,8 +230,13 @@ func (r *Reference) validate() error {
 		return fmt.Errorf("%w: no allowed binaries: list the SHA-256 of every binary allowed to run", ErrMalformed)
 	}
 	if len(r.AllowedBinaries) > maxReferenceEntries || len(r.MinVersions) > maxReferenceEntries ||
-		len(r.Forbidden) > maxReferenceEntries || len(r.PCRs) > maxPCR+1 {
-		return fmt.Errorf("%w: more than %d entries in a list", ErrMalformed, maxReferenceEntries)
+		len(r.Forbidden) > maxReferenceEntries || len(r.PCRs) > maxPCR+1 || len(r.AttestationKeys) > maxAttestationKeys {
+		return fmt.Errorf("%w: too many entries in a list (%d at most, %d attestation keys)", ErrMalformed, maxReferenceEntries, maxAttestationKeys)
+	}
+	for _, h := range r.AttestationKeys {
+		if !isHexSHA256(h) {
+			return fmt.Errorf("%w: attestation key %q is not lowercase hex SHA-256", ErrMalformed, truncate(h))
+		}
 	}
 	for _, h := range r.AllowedBinaries {
 		if !isHexSHA256(h) {
@@ -320,6 +341,9 @@ func (r *Reference) String() string {
 	}
 	if len(r.PCRs) > 0 {
 		fmt.Fprintf(&b, ", %d PCRs pinned", len(r.PCRs))
+	}
+	if len(r.AttestationKeys) > 0 {
+		fmt.Fprintf(&b, ", %d attestation keys enrolled", len(r.AttestationKeys))
 	}
 	return b.String()
 }

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -41,6 +42,8 @@ func TestReferenceRoundTrip(t *testing.T) {
 	ref.MinVersions[MainModuleKey] = "v1.4.0"
 	ref.RequireHardware = true
 	ref.PCRs = map[int]string{0: hash("firmware"), 7: hash("secure boot")}
+	ref.AttestationKeys = []string{hash("ak 1"), hash("ak 2")}
+	slices.Sort(ref.AttestationKeys)
 	data := signRef(t, issuer, ref)
 	got, err := VerifyReference(data, trustOnly(issuer.DID()))
 	if err != nil {
@@ -133,6 +136,7 @@ func TestVerifyReferenceRejects(t *testing.T) {
 		{"minimum version not semver", tamper(func(p map[string]any) { p["min_versions"] = map[string]string{"golang.org/x/crypto": "0.31"} }), ErrMalformed},
 		{"minimum Go version not a Go version", tamper(func(p map[string]any) { p["min_versions"] = map[string]string{GoKey: "1.26"} }), ErrMalformed},
 		{"PCR index out of range", tamper(func(p map[string]any) { p["pcrs"] = map[string]string{"24": hash("x")} }), ErrMalformed},
+		{"attestation key not a hash", tamper(func(p map[string]any) { p["attestation_keys"] = []string{"ak"} }), ErrMalformed},
 		{"PCR index not canonical", tamper(func(p map[string]any) { p["pcrs"] = map[string]string{"07": hash("x")} }), ErrMalformed},
 		{"not JSON", []byte("allow everything"), ErrMalformed},
 	} {

@@ -67,7 +67,11 @@ func TestSimulatorQuote(t *testing.T) {
 		wantHW bool
 	}{
 		{name: "quote created and verified", tpm: tpm, nonce: testNonce(7), wantHW: true,
-			ref: func(r *Reference) { r.RequireHardware = true; r.PCRs = map[int]string{7: hex.EncodeToString(pcr7)} }},
+			ref: func(r *Reference) {
+				r.RequireHardware = true
+				r.PCRs = map[int]string{7: hex.EncodeToString(pcr7)}
+				r.AttestationKeys = []string{earlier.AKFingerprint()}
+			}},
 		{name: "wrong nonce", tpm: tpm, nonce: testNonce(8), wantHW: true,
 			want: []string{"nonce does not match"}},
 		{name: "altered PCR", tpm: lyingTPM{tpm, func(q *TPMQuote) { q.PCRs[7].Value[0] ^= 1 }},

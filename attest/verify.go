@@ -17,8 +17,9 @@ import (
 type Result struct {
 	// OK is true when there are no problems.
 	OK bool
-	// Hardware is true when the evidence carries a TPM quote that verified:
-	// a policy can tell hardware-rooted evidence from software-only.
+	// Hardware is true when the evidence carries a TPM quote that verified
+	// (from an enrolled attestation key, if the reference values enroll
+	// any): a policy can tell hardware-rooted evidence from software-only.
 	Hardware bool
 	// ReferenceVersion is the version of the reference values checked
 	// against (0 if there were none): a quarantine announcement names it.
@@ -37,6 +38,8 @@ type Result struct {
 //     subject, its signature does not verify, it is not bound to this
 //     evidence (QuoteExtraData) or the PCR values do not match it;
 //   - no reference values (ref is nil);
+//   - the quote's attestation key is not one of the enrolled keys, if the
+//     reference values list any;
 //   - hardware is required but the evidence is software-only, or a pinned
 //     PCR has another value;
 //   - the binary is not an allowed one;
@@ -66,11 +69,15 @@ func Verify(e *Evidence, ref *Reference, expectedNonce []byte) Result {
 	}
 	r.ReferenceVersion = ref.Version
 
+	if r.Hardware && len(ref.AttestationKeys) > 0 && !slices.Contains(ref.AttestationKeys, e.Hardware.AKFingerprint()) {
+		problem("TPM attestation key %s is not enrolled in the reference values", e.Hardware.AKFingerprint())
+		r.Hardware = false
+	}
 	switch {
 	case ref.RequireHardware && e.Hardware == nil:
 		problem("hardware root of trust required, but the evidence is software-only (no TPM quote)")
 	case ref.RequireHardware && !r.Hardware:
-		problem("hardware root of trust required, but the TPM quote did not verify")
+		problem("hardware root of trust required, but the TPM quote was not accepted")
 	}
 	if r.Hardware {
 		for _, i := range slices.Sorted(maps.Keys(ref.PCRs)) {

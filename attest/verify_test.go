@@ -169,7 +169,7 @@ func TestVerifyQuote(t *testing.T) {
 		{name: "wrong nonce", tpm: tpm, nonce: testNonce(8), wantHW: true, want: []string{"nonce does not match"}},
 		{name: "altered PCR value", tpm: lyingTPM{tpm, func(q *TPMQuote) { q.PCRs[3].Value[0] ^= 1 }},
 			ref:  func(r *Reference) { r.RequireHardware = true },
-			want: []string{"TPM quote invalid: given PCRs digest not matching", "hardware root of trust required, but the TPM quote did not verify"}},
+			want: []string{"TPM quote invalid: given PCRs digest not matching", "hardware root of trust required, but the TPM quote was not accepted"}},
 		{name: "PCR left out", tpm: lyingTPM{tpm, func(q *TPMQuote) { q.PCRs = q.PCRs[1:] }},
 			want: []string{"TPM quote invalid: given PCRs and Quote do not have the same PCR selection"}},
 		{name: "pinned PCR differs", tpm: tpm, wantHW: true,
@@ -200,6 +200,18 @@ func TestVerifyQuote(t *testing.T) {
 		{name: "evidence edited after the quote", tpm: tpm,
 			editE: func(e *Evidence) { e.Uptime += time.Second },
 			want:  []string{"TPM quote invalid: quote extraData"}},
+		{name: "attestation key enrolled", tpm: tpm, wantHW: true,
+			ref: func(r *Reference) {
+				r.RequireHardware = true
+				r.AttestationKeys = []string{hash("another machine"), HashBytes(tpm.pub)}
+			}},
+		{name: "attestation key not enrolled: a DID-certified key is not enough",
+			tpm: newSoftTPM(t),
+			ref: func(r *Reference) {
+				r.RequireHardware = true
+				r.AttestationKeys = []string{HashBytes(tpm.pub)}
+			},
+			want: []string{"TPM attestation key [0-9a-f]{64} is not enrolled", "hardware root of trust required, but the TPM quote was not accepted"}},
 		{name: "garbage AK public area", tpm: lyingTPM{tpm, func(q *TPMQuote) { q.AKPublic = []byte{0, 1, 2} }},
 			want: []string{"TPM quote invalid: attestation key: "}},
 	} {

@@ -23,21 +23,23 @@ import (
 
 func attestReference(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("attest reference",
-		"--issuer-dir DIR [--version N] --allow-binary SHA256... [--min-version MODULE=VERSION...] [--forbid MODULE[@VERSION]...] [--require-hardware] [--pcr INDEX=SHA256...] --out FILE",
+		"--issuer-dir DIR [--version N] --allow-binary SHA256... [--min-version MODULE=VERSION...] [--forbid MODULE[@VERSION]...] [--require-hardware] [--enroll-ak SHA256...] [--pcr INDEX=SHA256...] --out FILE",
 		"Sign attestation reference values with the identity in --issuer-dir: the\n"+
 			"binaries allowed to run (SHA-256, e.g. from sha256sum ztmeshd), minimum module\n"+
 			"versions (MODULE is a module path, \"main\" for ztmesh itself, or \"go\" for the\n"+
 			"toolchain: go=go1.26.8), forbidden modules or versions, whether a TPM quote is\n"+
-			"required, and pinned PCR values. Nodes apply them only if they pin the issuer\n"+
-			"and the version is higher than the one in force; without --version it is one\n"+
-			"more than the version in FILE (or 1).", stdout)
+			"required, the enrolled TPM attestation keys (the ak_sha256 that `ztmesh attest\n"+
+			"show` prints on each machine) and pinned PCR values. Nodes apply them only if\n"+
+			"they pin the issuer and the version is higher than the one in force; without\n"+
+			"--version it is one more than the version in FILE (or 1).", stdout)
 	issuerDir := fs.String("issuer-dir", "", "data directory `DIR` of the issuer's identity")
 	version := fs.String("version", "", "version `N` (higher than the last one; default: FILE's version + 1)")
-	var binaries, minVersions, forbid, pcrs listFlag
+	var binaries, minVersions, forbid, pcrs, aks listFlag
 	fs.Var(&binaries, "allow-binary", "`SHA256` of an allowed executable, lowercase hex (repeatable)")
 	fs.Var(&minVersions, "min-version", "`MODULE=VERSION` minimum, e.g. golang.org/x/crypto=v0.31.0 (repeatable)")
 	fs.Var(&forbid, "forbid", "forbidden `MODULE[@VERSION]`, any version without @ (repeatable)")
 	requireHW := fs.Bool("require-hardware", false, "refuse software-only evidence: require a TPM quote")
+	fs.Var(&aks, "enroll-ak", "`SHA256` of an enrolled TPM attestation key; with any, quotes from other keys are refused (repeatable)")
 	fs.Var(&pcrs, "pcr", "required SHA-256 PCR value `INDEX=SHA256` (repeatable)")
 	out := fs.String("out", "", "`FILE` to write the reference values to")
 	passFile := fs.String("passphrase-file", "", "passphrase `FILE` if the issuer key is encrypted")
@@ -56,7 +58,7 @@ func attestReference(args []string, stdout, stderr io.Writer) error {
 	if len(binaries) == 0 {
 		return fmt.Errorf("%w: attest reference needs at least one --allow-binary SHA256", errUsage)
 	}
-	ref := &attest.Reference{AllowedBinaries: binaries, MinVersions: map[string]string{}, RequireHardware: *requireHW}
+	ref := &attest.Reference{AllowedBinaries: binaries, MinVersions: map[string]string{}, RequireHardware: *requireHW, AttestationKeys: aks}
 	for _, mv := range minVersions {
 		mod, v, ok := strings.Cut(mv, "=")
 		if !ok || mod == "" || v == "" {
@@ -124,6 +126,9 @@ func attestReference(args []string, stdout, stderr io.Writer) error {
 	hw := ""
 	if ref.RequireHardware {
 		hw = ", hardware required"
+	}
+	if len(ref.AttestationKeys) > 0 {
+		hw += fmt.Sprintf(", %d attestation keys enrolled", len(ref.AttestationKeys))
 	}
 	fmt.Fprintf(stdout, "reference values %s: version %d, %d binaries, %d minimum versions, %d forbidden modules%s, signed by %s\n",
 		*out, ref.Version, len(ref.AllowedBinaries), len(ref.MinVersions), len(ref.Forbidden), hw, issuer.DID())
@@ -284,7 +289,8 @@ func printEvidence(w io.Writer, e *attest.Evidence, cfgPath, polSource string, r
 	fmt.Fprintf(w, "  time:          %s\n", e.Time.Format(time.RFC3339Nano))
 	fmt.Fprintf(w, "  nonce:         %x\n", e.Nonce)
 	if e.Hardware != nil {
-		fmt.Fprintf(w, "  root of trust: tpm2 (attestation key sha256 %s, %d PCRs quoted)\n", e.Hardware.AKFingerprint(), len(e.Hardware.PCRs))
+		fmt.Fprintf(w, "  root of trust: tpm2 (%d PCRs quoted)\n", len(e.Hardware.PCRs))
+		fmt.Fprintf(w, "  ak_sha256:     %s (enroll it: attest reference --enroll-ak)\n", e.Hardware.AKFingerprint())
 	} else {
 		fmt.Fprintf(w, "  root of trust: software only (no TPM)\n")
 	}
