@@ -119,7 +119,10 @@ func Verify(e *Evidence, ref *Reference, expectedNonce []byte) Result {
 	}
 
 	for _, f := range ref.Forbidden {
-		for _, m := range append([]Module{e.MainModule}, e.Deps...) {
+		if forbids(f, e.MainModule) {
+			problem("forbidden module %s %s is linked in", e.MainModule.Path, e.MainModule.EffectiveVersion())
+		}
+		for _, m := range e.Deps {
 			if forbids(f, m) {
 				problem("forbidden module %s %s is linked in", m.Path, m.EffectiveVersion())
 			}
