@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"io"
 	"strings"
 )
 
@@ -114,7 +115,8 @@ func decodeStrict(data []byte, v any) error {
 	if err := dec.Decode(v); err != nil {
 		return err
 	}
-	if dec.More() {
+	var extra json.RawMessage // only white space may follow (dec.More lets a stray "}" through)
+	if err := dec.Decode(&extra); err != io.EOF {
 		return fmt.Errorf("trailing data after JSON value")
 	}
 	return nil

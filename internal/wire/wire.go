@@ -62,7 +62,10 @@ func DecodeStrict(data []byte, v any) error {
 	if err := dec.Decode(v); err != nil {
 		return err
 	}
-	if dec.More() {
+	// Anything but white space after the value is an error. (dec.More
+	// would let a stray "}" or "]" through.)
+	var extra json.RawMessage
+	if err := dec.Decode(&extra); err != io.EOF {
 		return errors.New("trailing data after JSON value")
 	}
 	return nil

@@ -38,6 +38,8 @@ func TestReadRejects(t *testing.T) {
 		"truncated":     append(binary.BigEndian.AppendUint32(nil, 10), "abc"...),
 		"unknown field": frame(`{"a":1,"b":2}`),
 		"trailing":      frame(`{"a":1} {}`),
+		"stray brace":   frame(`{"a":1}}`),
+		"stray bracket": frame(`{"a":1}]`),
 		"not json":      frame(`nope`),
 		"over limit":    binary.BigEndian.AppendUint32(nil, 1<<31),
 	} {
