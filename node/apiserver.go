@@ -77,6 +77,9 @@ func newAPIServer(n *Node) (*apiServer, error) {
 	mux.HandleFunc("POST /v1/control/policy", a.pushControl(func(ctx context.Context, tok []byte) error {
 		return a.n.mesh.PublishPolicyBundle(ctx, tok)
 	}))
+	mux.HandleFunc("POST /v1/control/reference", a.pushControl(func(ctx context.Context, tok []byte) error {
+		return a.n.mesh.PublishReference(ctx, tok)
+	}))
 	a.srv = &http.Server{Handler: a.auth(mux), ReadHeaderTimeout: 5 * time.Second}
 	n.goLoop(func(context.Context) {
 		if err := a.srv.Serve(a.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -159,10 +162,12 @@ func (n *Node) Peers() []api.Peer {
 	seen := map[string]bool{}
 	for _, p := range n.registry.List() {
 		c := credentialJSON(p.Credential)
+		trust, attested, quarantine := n.standing(p.Credential)
 		out = append(out, api.Peer{
 			DID: p.DID.String(), PeerID: p.ID.String(), Verified: true,
 			Role: c.Role, TrustScore: c.TrustScore, Zones: c.Zones, SoftwareVersion: c.SoftwareVersion,
 			Issuer: c.Issuer, Expires: c.Expires, Addrs: n.peerAddrs(p.ID),
+			EffectiveTrust: trust, Attested: attested, Quarantined: quarantine != "", QuarantineReason: quarantine,
 		})
 		seen[p.ID.String()] = true
 	}

@@ -47,6 +47,11 @@ type Config struct {
 	// Policy is a Rego policy file or directory, reloaded on change and
 	// SIGHUP ("" = the embedded default policy).
 	Policy string `yaml:"policy"`
+	// Reference is a file of signed attestation reference values
+	// (`ztmesh attest reference`), reloaded on change and SIGHUP.
+	Reference string `yaml:"reference"`
+	// AttestInterval is how often the node broadcasts its evidence (default 60s).
+	AttestInterval Duration `yaml:"attest_interval"`
 	// KeySuite is the KEM sender keys are sealed with: MLKEM768-X25519
 	// (default, post-quantum) or X25519 (constrained peers).
 	KeySuite string `yaml:"key_suite"`
@@ -68,6 +73,8 @@ type Config struct {
 	// ConnLow and ConnHigh are the connection manager's water marks.
 	ConnLow  int `yaml:"conn_low"`
 	ConnHigh int `yaml:"conn_high"`
+
+	configData []byte // the config file as read, for attestation
 }
 
 // Duration is a time.Duration written as "10s" in YAML.
@@ -106,6 +113,7 @@ func LoadConfigFile(path string) (Config, error) {
 	if err != nil {
 		return c, fmt.Errorf("config %s: %w", path, err)
 	}
+	c.configData = data
 	return c, nil
 }
 
@@ -146,6 +154,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.LogLevel == "" {
 		c.LogLevel = "info"
+	}
+	if c.AttestInterval == 0 {
+		c.AttestInterval = Duration(time.Minute)
 	}
 	if c.KeySuite == "" {
 		c.KeySuite = pubsub.SuiteHybrid

@@ -27,6 +27,7 @@ type mesh struct {
 	issuer  *did.Identity
 	clock   *clock
 	seenTTL time.Duration
+	options func(*Options) // adjusts the Options of the next nodes started
 }
 
 // clock is a settable clock shared by a test's nodes. Zero offset is real time.
@@ -126,7 +127,11 @@ func (m *mesh) startIn2(id *did.Identity, dir string, opts ...nodeOpt) *testNode
 		o(&cfg)
 	}
 	logs := &logBuffer{}
-	n, err := New(cfg, Options{Identity: id, Logger: slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})), Now: m.clock.now, SeenTTL: m.seenTTL})
+	o := Options{Identity: id, Logger: slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})), Now: m.clock.now, SeenTTL: m.seenTTL}
+	if m.options != nil {
+		m.options(&o)
+	}
+	n, err := New(cfg, o)
 	if err != nil {
 		m.t.Fatal(err)
 	}

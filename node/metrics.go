@@ -9,9 +9,11 @@ import (
 // metrics are the node's Prometheus metrics, in a registry of its own (no
 // global state), served at the metrics address.
 type metrics struct {
-	reg        *prometheus.Registry
-	handshakes *prometheus.CounterVec
-	refusals   *prometheus.CounterVec
+	reg          *prometheus.Registry
+	handshakes   *prometheus.CounterVec
+	refusals     *prometheus.CounterVec
+	quarantines  *prometheus.CounterVec
+	attestations *prometheus.CounterVec
 }
 
 // zoneMetrics exports the mesh's counters and the versions in force.
@@ -65,7 +67,13 @@ func newMetrics(connected, verified func() float64) *metrics {
 			Help: "Peers refused or dropped, by reason.",
 		}, []string{"reason"}),
 	}
-	m.reg.MustRegister(m.handshakes, m.refusals,
+	m.quarantines = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "ztmesh_quarantine_events_total", Help: "Peers quarantined and released, by event.",
+	}, []string{"event"})
+	m.attestations = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "ztmesh_attestations_total", Help: "Peer evidence verified, by result (passed, failed).",
+	}, []string{"result"})
+	m.reg.MustRegister(m.handshakes, m.refusals, m.quarantines, m.attestations,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "ztmesh_peers_connected", Help: "Peers with at least one open connection.",
 		}, connected),
@@ -78,3 +86,11 @@ func newMetrics(connected, verified func() float64) *metrics {
 
 func (m *metrics) handshake(outcome string) { m.handshakes.WithLabelValues(outcome).Inc() }
 func (m *metrics) refusal(reason string)    { m.refusals.WithLabelValues(reason).Inc() }
+func (m *metrics) quarantine(event string)  { m.quarantines.WithLabelValues(event).Inc() }
+func (m *metrics) attestation(ok bool) {
+	if ok {
+		m.attestations.WithLabelValues("passed").Inc()
+	} else {
+		m.attestations.WithLabelValues("failed").Inc()
+	}
+}

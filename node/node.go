@@ -1,6 +1,7 @@
 package node
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -28,6 +29,7 @@ import (
 	ma "github.com/multiformats/go-multiaddr"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/ztmesh/ztmesh/attest"
 	"github.com/ztmesh/ztmesh/did"
 	"github.com/ztmesh/ztmesh/policy"
 	"github.com/ztmesh/ztmesh/pubsub"
@@ -52,6 +54,12 @@ type Options struct {
 	// SeenTTL overrides GossipSub's seen-cache lifetime (tests of replays
 	// that outlive it).
 	SeenTTL time.Duration
+	// BinarySHA256 overrides the measured hash of the node's executable in
+	// its attestation evidence (tests of a node running unapproved software).
+	BinarySHA256 string
+	// AttestDelay is when the first evidence goes out after Start (0: 2 s;
+	// negative: only when Attest is called).
+	AttestDelay time.Duration
 }
 
 // Node is a running ztmesh peer.
@@ -77,6 +85,16 @@ type Node struct {
 
 	revMu    sync.Mutex // serializes revocation reloads
 	revStamp fileStamp
+
+	trust       trustBook
+	references  *attest.References
+	evMu        sync.Mutex
+	evidence    map[did.DID]*attest.Evidence // newest evidence of each peer
+	refMu       sync.Mutex
+	refStamp    fileStamp
+	binaryHash  string
+	started     time.Time
+	attestDelay time.Duration
 
 	seenMu sync.Mutex
 	seen   map[did.DID]*did.Credential // the last credential each peer presented
@@ -111,15 +129,18 @@ func New(cfg Config, opts Options) (*Node, error) {
 		return nil, err
 	}
 	n := &Node{
-		cfg:      cfg,
-		s:        s,
-		id:       opts.Identity,
-		log:      opts.Logger,
-		now:      opts.Now,
-		registry: newRegistry(),
-		pending:  map[peer.ID]*time.Timer{},
-		seen:     map[did.DID]*did.Credential{},
-		seenTTL:  opts.SeenTTL,
+		cfg:         cfg,
+		s:           s,
+		id:          opts.Identity,
+		log:         opts.Logger,
+		now:         opts.Now,
+		registry:    newRegistry(),
+		pending:     map[peer.ID]*time.Timer{},
+		seen:        map[did.DID]*did.Credential{},
+		trust:       trustBook{peers: map[did.DID]*peerTrust{}},
+		evidence:    map[did.DID]*attest.Evidence{},
+		seenTTL:     opts.SeenTTL,
+		attestDelay: cmp.Or(opts.AttestDelay, 2*time.Second),
 	}
 	if n.now == nil {
 		n.now = time.Now
@@ -142,6 +163,20 @@ func New(cfg Config, opts Options) (*Node, error) {
 	}
 	if cfg.Policy != "" {
 		if err := n.ReloadPolicy(); err != nil {
+			return nil, err
+		}
+	}
+	n.references = attest.NewReferences(n.verifier.Trusts)
+	n.started = n.now()
+	if n.binaryHash = opts.BinarySHA256; n.binaryHash == "" {
+		m, err := attest.Measure(attest.MeasureOptions{})
+		if err != nil {
+			return nil, fmt.Errorf("measure own binary: %w", err)
+		}
+		n.binaryHash = m.BinarySHA256
+	}
+	if cfg.Reference != "" && fileExists(cfg.Reference) {
+		if err := n.ReloadReference(); err != nil {
 			return nil, err
 		}
 	}
@@ -225,7 +260,7 @@ func (n *Node) Start(ctx context.Context) error {
 		Mesh: n.cfg.Mesh, Identity: n.id, Credential: n.cred.Load, Policy: n.policy,
 		Members: n, Control: n, Logger: n.log, Now: n.now,
 		MaxSkew: time.Duration(n.cfg.MaxSkew), RotateEvery: time.Duration(n.cfg.KeyRotation), Suite: n.cfg.KeySuite,
-		SeenTTL: n.seenTTL,
+		SeenTTL: n.seenTTL, OnReject: n.onReject,
 	})
 	if err != nil {
 		n.cancel()
@@ -264,6 +299,10 @@ func (n *Node) Start(ctx context.Context) error {
 	if n.cfg.Policy != "" {
 		n.goLoop(n.watchPolicy)
 	}
+	if n.cfg.Reference != "" {
+		n.goLoop(n.watchReference)
+	}
+	n.goLoop(n.attestLoop)
 	for _, ai := range n.s.bootstrap {
 		n.goLoop(func(ctx context.Context) { n.keepConnected(ctx, ai) })
 	}

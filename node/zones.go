@@ -22,19 +22,25 @@ func (n *Node) Member(p peer.ID) (pubsub.Member, bool) {
 	if !ok {
 		return pubsub.Member{}, false
 	}
-	return pubsub.Member{Credential: e.Credential, KeyPackage: e.KeyPackage, TrustScore: e.Credential.Claims.TrustScore}, true
+	trust, attested, quarantine := n.standing(e.Credential)
+	return pubsub.Member{Credential: e.Credential, KeyPackage: e.KeyPackage, TrustScore: trust,
+		Attested: attested, Quarantined: quarantine != ""}, true
 }
 
-// ControlState implements pubsub.ControlHandler: the revocation lists and
-// policy bundle in force, for late joiners.
-func (n *Node) ControlState() ([][]byte, []byte) {
-	var revs [][]byte
+// ControlState implements pubsub.ControlHandler: the revocation lists,
+// policy bundle and reference values in force, for late joiners.
+func (n *Node) ControlState() pubsub.ControlState {
+	var st pubsub.ControlState
 	for _, l := range n.verifier.Revocations().Lists() {
-		revs = append(revs, []byte(l.Raw))
+		st.Revocations = append(st.Revocations, []byte(l.Raw))
+	}
+	if ref := n.references.Current(); ref != nil {
+		st.Reference = ref.Raw
 	}
 	n.polMu.Lock()
 	defer n.polMu.Unlock()
-	return revs, n.bundle
+	st.Bundle = n.bundle
+	return st
 }
 
 // ApplyPolicyBundle implements pubsub.ControlHandler: verify a signed

@@ -12,6 +12,8 @@ import (
 const (
 	controlRevocations = "revocations"
 	controlPolicy      = "policy"
+	controlReference   = "attest-reference"
+	controlEvidence    = "evidence"
 )
 
 // controlMessage is the data of a control-topic message:
@@ -30,7 +32,8 @@ func decodeControl(data []byte) (*controlMessage, error) {
 	if err := wire.DecodeStrict(data, &cm); err != nil {
 		return nil, err
 	}
-	if cm.V != 1 || (cm.Type != controlRevocations && cm.Type != controlPolicy) || len(cm.Token) == 0 {
+	known := cm.Type == controlRevocations || cm.Type == controlPolicy || cm.Type == controlReference || cm.Type == controlEvidence
+	if cm.V != 1 || !known || len(cm.Token) == 0 {
 		return nil, fmt.Errorf("control message v%d type %q", cm.V, truncate(cm.Type))
 	}
 	return &cm, nil
@@ -48,6 +51,19 @@ func (m *Mesh) PublishPolicyBundle(ctx context.Context, token []byte) error {
 	return m.publishControl(ctx, controlPolicy, token)
 }
 
+// PublishReference publishes signed attestation reference values on the
+// control topic.
+func (m *Mesh) PublishReference(ctx context.Context, token []byte) error {
+	return m.publishControl(ctx, controlReference, token)
+}
+
+// PublishEvidence publishes this node's signed attestation evidence on the
+// control topic. Every node verifies it against the reference values it
+// has in force.
+func (m *Mesh) PublishEvidence(ctx context.Context, token []byte) error {
+	return m.publishControl(ctx, controlEvidence, token)
+}
+
 func (m *Mesh) publishControl(ctx context.Context, typ string, token []byte) error {
 	data, err := json.Marshal(controlMessage{V: 1, Type: typ, Token: token})
 	if err != nil {
@@ -59,7 +75,7 @@ func (m *Mesh) publishControl(ctx context.Context, typ string, token []byte) err
 	// Apply first, so the caller learns why content is refused (GossipSub
 	// only says "validation failed"); the local validator then sees it as
 	// already in force, which is why the publish below skips validation.
-	changed, err := m.applyControl(&controlMessage{Type: typ, Token: token})
+	changed, err := m.applyControl(m.self, &controlMessage{Type: typ, Token: token})
 	if err != nil {
 		return err
 	}

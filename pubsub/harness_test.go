@@ -3,6 +3,7 @@ package pubsub
 import (
 	"context"
 	"crypto/rand"
+	"errors"
 	"sync"
 	"testing"
 	"time"
@@ -53,7 +54,13 @@ func (c *testControl) ApplyPolicyBundle(tok []byte) (bool, error) {
 	return err == nil, err
 }
 
-func (c *testControl) ControlState() ([][]byte, []byte) { return nil, nil }
+func (c *testControl) ApplyReference([]byte) (bool, error) {
+	return false, errors.New("not in this harness")
+}
+func (c *testControl) ApplyEvidence(peer.ID, []byte) (bool, error) {
+	return false, errors.New("not in this harness")
+}
+func (c *testControl) ControlState() ControlState { return ControlState{} }
 
 type tnode struct {
 	h       host.Host

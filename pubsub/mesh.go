@@ -36,15 +36,32 @@ type Members interface {
 	Member(p peer.ID) (Member, bool)
 }
 
-// ControlHandler applies issuer-signed control content. Apply* return
-// changed=false (and no error) for content already in force, and an error
-// wrapping did.ErrRollback / policy.ErrRollback for older content.
+// ControlHandler applies control content. Apply* return changed=false
+// (and no error) for content already in force, and an error wrapping
+// ErrStale (or did.ErrRollback / policy.ErrRollback) for older content.
 type ControlHandler interface {
 	ApplyRevocations(token []byte) (changed bool, err error)
 	ApplyPolicyBundle(token []byte) (changed bool, err error)
-	// ControlState returns the content in force, to hand to late joiners.
-	ControlState() (revocations [][]byte, bundle []byte)
+	// ApplyReference applies issuer-signed attestation reference values.
+	ApplyReference(token []byte) (changed bool, err error)
+	// ApplyEvidence applies a node's signed attestation evidence; origin is
+	// the author GossipSub authenticated, which must be its subject.
+	ApplyEvidence(origin peer.ID, token []byte) (changed bool, err error)
+	// ControlState returns the issuer-signed content in force, to hand to
+	// late joiners.
+	ControlState() ControlState
 }
+
+// ControlState is what a node hands a newly verified peer.
+type ControlState struct {
+	Revocations [][]byte
+	Bundle      []byte
+	Reference   []byte
+}
+
+// ErrStale marks control content older than what is in force: ignored, not
+// held against the sender.
+var ErrStale = errors.New("stale control content")
 
 // Config holds a Mesh's dependencies and settings. Zero settings take the
 // defaults noted.
@@ -69,6 +86,9 @@ type Config struct {
 	SeenTTL time.Duration
 	// KeyFetchTimeout bounds pulling a sender key (default 3s).
 	KeyFetchTimeout time.Duration
+	// OnReject, if set, is told about every zone message rejected, with the
+	// peer that forwarded it (for the node's trust scores).
+	OnReject func(forwarder peer.ID, reason string)
 }
 
 // Protocol IDs of the mesh's own streams.

@@ -18,13 +18,14 @@ type syncMessage struct {
 	V           int      `json:"v"`
 	Revocations [][]byte `json:"revocations"`
 	Bundle      []byte   `json:"bundle,omitempty"`
+	Reference   []byte   `json:"reference,omitempty"`
 }
 
 // SyncTo sends our revocation lists and policy bundle to a newly verified
 // peer, so a node that joins late applies what it missed.
 func (m *Mesh) SyncTo(ctx context.Context, p peer.ID) error {
-	revs, bundle := m.cfg.Control.ControlState()
-	if len(revs) == 0 && len(bundle) == 0 {
+	st := m.cfg.Control.ControlState()
+	if len(st.Revocations) == 0 && len(st.Bundle) == 0 && len(st.Reference) == 0 {
 		return nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
@@ -35,7 +36,7 @@ func (m *Mesh) SyncTo(ctx context.Context, p peer.ID) error {
 	}
 	defer s.Close()
 	_ = s.SetDeadline(time.Now().Add(10 * time.Second))
-	return wire.WriteJSON(s, syncMessage{V: 1, Revocations: revs, Bundle: bundle}, maxSyncMessage)
+	return wire.WriteJSON(s, syncMessage{V: 1, Revocations: st.Revocations, Bundle: st.Bundle, Reference: st.Reference}, maxSyncMessage)
 }
 
 // handleSync applies what a peer sent. Everything in it is issuer-signed
@@ -54,6 +55,13 @@ func (m *Mesh) handleSync(s network.Stream) {
 			m.log.Warn("synced revocation list refused", "event_type", "sync_refused", "peer", p, "reason", err.Error())
 		} else if changed {
 			m.log.Info("revocation list synced from peer", "event_type", "sync_applied", "peer", p)
+		}
+	}
+	if len(msg.Reference) > 0 {
+		if changed, err := m.cfg.Control.ApplyReference(msg.Reference); err != nil && !isRollback(err) {
+			m.log.Warn("synced reference values refused", "event_type", "sync_refused", "peer", p, "reason", err.Error())
+		} else if changed {
+			m.log.Info("reference values synced from peer", "event_type", "sync_applied", "peer", p)
 		}
 	}
 	if len(msg.Bundle) > 0 {

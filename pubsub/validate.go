@@ -24,6 +24,9 @@ const (
 // checked the origin's signature (strict signing) when it runs.
 func (m *Mesh) validateZone(ctx context.Context, from peer.ID, msg *ps.Message) ps.ValidationResult {
 	res, reason := m.checkZone(ctx, from, msg)
+	if res == reject && m.cfg.OnReject != nil {
+		m.cfg.OnReject(from, reason)
+	}
 	if res != accept {
 		m.stats.reject(reason)
 		m.log.Debug("zone message dropped", "event_type", "message_rejected", "peer", from.String(),
@@ -101,7 +104,7 @@ func (m *Mesh) validateControl(ctx context.Context, from peer.ID, msg *ps.Messag
 		m.stats.reject("malformed control")
 		return reject
 	}
-	changed, err := m.applyControl(cm)
+	changed, err := m.applyControl(msg.GetFrom(), cm)
 	switch {
 	case msg.ReceivedFrom == m.self && err == nil:
 		return accept // our own publication: PublishRevocations/PublishPolicyBundle applied it already
@@ -120,16 +123,20 @@ func (m *Mesh) validateControl(ctx context.Context, from peer.ID, msg *ps.Messag
 	return accept
 }
 
-func (m *Mesh) applyControl(cm *controlMessage) (bool, error) {
+func (m *Mesh) applyControl(origin peer.ID, cm *controlMessage) (bool, error) {
 	switch cm.Type {
 	case controlRevocations:
 		return m.cfg.Control.ApplyRevocations(cm.Token)
 	case controlPolicy:
 		return m.cfg.Control.ApplyPolicyBundle(cm.Token)
+	case controlReference:
+		return m.cfg.Control.ApplyReference(cm.Token)
+	case controlEvidence:
+		return m.cfg.Control.ApplyEvidence(origin, cm.Token)
 	}
 	return false, errors.New("unknown control type")
 }
 
 func isRollback(err error) bool {
-	return errors.Is(err, did.ErrRollback) || errors.Is(err, policy.ErrRollback)
+	return errors.Is(err, did.ErrRollback) || errors.Is(err, policy.ErrRollback) || errors.Is(err, ErrStale)
 }

@@ -72,6 +72,13 @@ type Peer struct {
 	Issuer          string   `json:"issuer,omitempty"`
 	Expires         string   `json:"expires"`
 	Addrs           []string `json:"addrs"`
+	// EffectiveTrust is this node's current trust in the peer: the
+	// credential's score lowered by failed or stale attestation and
+	// rejected messages (docs/ATTESTATION.md).
+	EffectiveTrust   float64 `json:"effective_trust"`
+	Attested         bool    `json:"attested"` // newest evidence passed with a hardware quote
+	Quarantined      bool    `json:"quarantined"`
+	QuarantineReason string  `json:"quarantine_reason,omitempty"`
 }
 
 // Error is the body of an error response.

@@ -1,0 +1,332 @@
+package node
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"maps"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/ztmesh/ztmesh/attest"
+	"github.com/ztmesh/ztmesh/did"
+	"github.com/ztmesh/ztmesh/pubsub"
+)
+
+// Continuous verification. Every node broadcasts signed evidence about
+// itself on the control topic (at start, then every AttestInterval); every
+// node verifies every peer's evidence against the attestation reference
+// values in force and keeps, per peer, an effective trust score
+// (attest.EffectiveTrust: the credential's score, lowered by failed or
+// stale attestation and by messages our validators rejected). That score
+// is the peer's trust_score in policy inputs and GossipSub's
+// application-specific score. A peer whose evidence fails, or whose score
+// falls below QuarantineBelow, is quarantined at once: no zone traffic to
+// or from it, no sender keys, and our keys are rotated. It is released when
+// it broadcasts newer evidence that passes and its score is back above
+// ReleaseAbove. Until reference values are in force in the mesh,
+// attestation does not lower anyone's trust.
+
+const (
+	// QuarantineBelow and ReleaseAbove are the trust thresholds (hysteresis,
+	// so a peer near the line does not flap).
+	QuarantineBelow = 0.3
+	ReleaseAbove    = 0.4
+	// rejectHalfLife is how fast a peer's rejected-message count decays.
+	rejectHalfLife = 10 * time.Minute
+)
+
+// peerTrust is what this node knows about one peer's trustworthiness.
+type peerTrust struct {
+	result     *attest.Result // of the newest evidence; nil before any
+	evidenceAt time.Time      // Evidence.Time of the newest evidence
+	rejected   attest.Counter
+	quarantine string // reason; "" when not quarantined
+}
+
+type trustBook struct {
+	mu    sync.Mutex
+	peers map[did.DID]*peerTrust
+}
+
+func (b *trustBook) get(d did.DID) *peerTrust {
+	t := b.peers[d]
+	if t == nil {
+		t = &peerTrust{rejected: attest.Counter{HalfLife: rejectHalfLife}}
+		b.peers[d] = t
+	}
+	return t
+}
+
+// trustOf computes a peer's effective trust now; the caller holds b.mu.
+func (n *Node) trustOf(cred *did.Credential, t *peerTrust, now time.Time) float64 {
+	in := attest.TrustInputs{Credential: cred.Claims.TrustScore, AttestedAt: t.evidenceAt, Rejected: t.rejected.Value(now)}
+	var params attest.TrustParams
+	if n.references.Current() == nil {
+		params.UnattestedFactor = 1 // attestation is not enforced in this mesh yet
+	} else {
+		in.Attestation = t.result
+	}
+	return attest.EffectiveTrust(in, params, now)
+}
+
+// standing returns a verified peer's effective trust, attestation and
+// quarantine state.
+func (n *Node) standing(cred *did.Credential) (trust float64, attested bool, quarantine string) {
+	n.trust.mu.Lock()
+	defer n.trust.mu.Unlock()
+	t := n.trust.get(cred.Subject)
+	return n.trustOf(cred, t, n.now()), t.result != nil && t.result.OK && t.result.Hardware, t.quarantine
+}
+
+// reassess recomputes a peer's standing and quarantines or releases it.
+func (n *Node) reassess(cred *did.Credential, why string) {
+	now := n.now()
+	n.trust.mu.Lock()
+	t := n.trust.get(cred.Subject)
+	score := n.trustOf(cred, t, now)
+	failed := n.references.Current() != nil && t.result != nil && !t.result.OK
+	var quarantined, released bool
+	switch {
+	case t.quarantine == "" && (failed || score < QuarantineBelow):
+		t.quarantine = why
+		if failed {
+			t.quarantine = "attestation failed: " + strings.Join(t.result.Problems, "; ")
+		}
+		quarantined = true
+	case t.quarantine != "" && !failed && score >= ReleaseAbove:
+		t.quarantine = ""
+		released = true
+	}
+	reason := t.quarantine
+	n.trust.mu.Unlock()
+	switch {
+	case quarantined:
+		n.log.Warn("peer quarantined", "event_type", "peer_quarantined", "did", cred.Subject.String(),
+			"reason", reason, "risk_score", 1-score, "effective_trust", score)
+		n.metrics.quarantine("quarantined")
+		if n.mesh != nil {
+			n.mesh.RotateKeys("quarantine")
+		}
+	case released:
+		n.log.Info("peer released from quarantine", "event_type", "peer_released", "did", cred.Subject.String(),
+			"risk_score", 1-score, "effective_trust", score)
+		n.metrics.quarantine("released")
+	}
+}
+
+// reassessAll re-scores every verified peer (stale evidence fades).
+func (n *Node) reassessAll(why string) {
+	for _, p := range n.registry.List() {
+		n.reassess(p.Credential, why)
+	}
+}
+
+// onReject counts a rejected zone message against the peer that forwarded it.
+func (n *Node) onReject(forwarder peer.ID, reason string) {
+	p, ok := n.registry.Get(forwarder)
+	if !ok {
+		return
+	}
+	n.trust.mu.Lock()
+	n.trust.get(p.DID).rejected.Add(1, n.now())
+	n.trust.mu.Unlock()
+	n.reassess(p.Credential, "trust fell below "+fmt.Sprint(QuarantineBelow)+" after rejected messages ("+reason+")")
+}
+
+// ApplyReference implements pubsub.ControlHandler: issuer-signed reference
+// values, newer than those in force.
+func (n *Node) ApplyReference(token []byte) (bool, error) {
+	ref, changed, err := n.references.Update(token)
+	if errors.Is(err, attest.ErrRollback) {
+		return false, fmt.Errorf("%w: %w", pubsub.ErrStale, err)
+	}
+	if err != nil || !changed {
+		return false, err
+	}
+	n.log.Info("attestation reference values applied", "event_type", "reference_applied", "issuer", ref.Issuer.String(), "version", ref.Version)
+	// Re-judge the evidence we hold against the new values.
+	n.trust.mu.Lock()
+	for _, t := range n.trust.peers {
+		t.result = nil // judged again when the peer next attests
+	}
+	n.trust.mu.Unlock()
+	for _, ev := range n.lastEvidence() {
+		_, _ = n.judgeEvidence(ev, true)
+	}
+	n.reassessAll("reference values changed")
+	return true, nil
+}
+
+// ApplyEvidence implements pubsub.ControlHandler: a node's evidence,
+// verified against the reference values in force.
+func (n *Node) ApplyEvidence(origin peer.ID, token []byte) (bool, error) {
+	ev, err := attest.ParseEvidence(token, n.now(), n.evidenceMaxAge())
+	if errors.Is(err, attest.ErrStale) {
+		return false, fmt.Errorf("%w: %w", pubsub.ErrStale, err)
+	}
+	if err != nil {
+		return false, err
+	}
+	author, err := did.DIDFromPeerID(origin)
+	if err != nil || author != ev.Subject {
+		return false, fmt.Errorf("evidence about %s published by %s", ev.Subject, origin)
+	}
+	return n.judgeEvidence(ev, false)
+}
+
+// judgeEvidence verifies evidence and records the result for its subject.
+func (n *Node) judgeEvidence(ev *attest.Evidence, again bool) (bool, error) {
+	if ev.Subject == n.id.DID() {
+		return true, nil // our own, as published
+	}
+	res := attest.Verify(ev, n.references.Current(), nil)
+	n.trust.mu.Lock()
+	t := n.trust.get(ev.Subject)
+	if !again && !ev.Time.After(t.evidenceAt) {
+		n.trust.mu.Unlock()
+		return false, fmt.Errorf("%w: evidence of %s not newer than the one held", pubsub.ErrStale, ev.Subject)
+	}
+	t.result, t.evidenceAt = &res, ev.Time
+	n.evMu.Lock()
+	n.evidence[ev.Subject] = ev
+	n.evMu.Unlock()
+	n.trust.mu.Unlock()
+	event, level := "attestation_passed", "info"
+	if !res.OK {
+		event, level = "attestation_failed", "warn"
+	}
+	if level == "warn" {
+		n.log.Warn("attestation failed", "event_type", event, "did", ev.Subject.String(), "reason", strings.Join(res.Problems, "; "),
+			"reference_version", res.ReferenceVersion, "risk_score", 1.0)
+	} else {
+		n.log.Info("attestation passed", "event_type", event, "did", ev.Subject.String(), "hardware", res.Hardware, "risk_score", 0.0)
+	}
+	n.metrics.attestation(res.OK)
+	if p, ok := n.peerByDID(ev.Subject); ok {
+		n.reassess(p.Credential, "attestation")
+	}
+	return true, nil
+}
+
+func (n *Node) lastEvidence() []*attest.Evidence {
+	n.evMu.Lock()
+	defer n.evMu.Unlock()
+	return slices.Collect(maps.Values(n.evidence))
+}
+
+func (n *Node) peerByDID(d did.DID) (Peer, bool) {
+	for _, p := range n.registry.List() {
+		if p.DID == d {
+			return p, true
+		}
+	}
+	return Peer{}, false
+}
+
+func (n *Node) evidenceMaxAge() time.Duration {
+	return 2*time.Duration(n.cfg.AttestInterval) + did.DefaultClockSkew
+}
+
+// Evidence measures this node now and signs the evidence.
+func (n *Node) Evidence() ([]byte, error) {
+	opts := attest.MeasureOptions{BinarySHA256: n.binaryHash, Start: n.started, Now: n.now(),
+		PolicySHA256: attest.HashPolicy(n.policy.Modules())}
+	if n.cfg.configData != nil {
+		opts.Config = n.cfg.configData
+	}
+	m, err := attest.Measure(opts)
+	if err != nil {
+		return nil, err
+	}
+	nonce := make([]byte, 32)
+	if _, err := rand.Read(nonce); err != nil {
+		return nil, err
+	}
+	return attest.Sign(n.id, m, nonce, n.now(), nil)
+}
+
+// Attest publishes fresh evidence on the control topic.
+func (n *Node) Attest(ctx context.Context) error {
+	ev, err := n.Evidence()
+	if err != nil {
+		return err
+	}
+	return n.mesh.PublishEvidence(ctx, ev)
+}
+
+// attestLoop attests shortly after start (once peers are likely there),
+// then every AttestInterval, and re-scores peers every second.
+func (n *Node) attestLoop(ctx context.Context) {
+	var next <-chan time.Time
+	if n.attestDelay > 0 {
+		next = time.After(n.attestDelay)
+	}
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-next:
+			if err := n.Attest(ctx); err != nil && ctx.Err() == nil {
+				n.log.Debug("attestation not published", "event_type", "attest_failed", "reason", err.Error())
+			}
+			next = time.After(time.Duration(n.cfg.AttestInterval))
+			if n.attestDelay < 0 {
+				next = nil
+			}
+		case <-tick.C:
+			n.reassessAll("trust fell below " + fmt.Sprint(QuarantineBelow) + " (stale or missing evidence)")
+		}
+	}
+}
+
+// ReloadReference reads the configured reference values file.
+func (n *Node) ReloadReference() error {
+	if n.cfg.Reference == "" {
+		return nil
+	}
+	n.refMu.Lock()
+	if fi, err := os.Stat(n.cfg.Reference); err == nil {
+		n.refStamp = fileStamp{fi.ModTime(), fi.Size()}
+	}
+	n.refMu.Unlock()
+	data, err := did.ReadFileLimited(n.cfg.Reference, 1<<20)
+	if err != nil {
+		return fmt.Errorf("reference values: %w", err)
+	}
+	if _, err := n.ApplyReference(data); err != nil && !errors.Is(err, pubsub.ErrStale) {
+		n.log.Error("reference values refused", "event_type", "reference_refused", "file", n.cfg.Reference, "reason", oneLine(err))
+		return err
+	}
+	return nil
+}
+
+func (n *Node) watchReference(ctx context.Context) {
+	t := time.NewTicker(revocationPoll)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		fi, err := os.Stat(n.cfg.Reference)
+		if err != nil {
+			continue
+		}
+		n.refMu.Lock()
+		same := n.refStamp == fileStamp{fi.ModTime(), fi.Size()}
+		n.refMu.Unlock()
+		if !same {
+			_ = n.ReloadReference()
+		}
+	}
+}
