@@ -88,17 +88,21 @@ func peers(args []string, stdout, stderr io.Writer) error {
 		return writeJSON(stdout, ps)
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "DID\tVERIFIED\tROLE\tTRUST\tZONES\tEXPIRES\tADDR")
+	fmt.Fprintln(tw, "DID\tVERIFIED\tROLE\tTRUST\tEFFECTIVE\tQUARANTINE\tZONES\tEXPIRES\tADDR")
 	for _, p := range ps {
 		d := p.DID
 		if d == "" {
 			d = "(peer " + p.PeerID + ")"
 		}
-		trust, role, expires := "-", "-", "-"
+		trust, effective, role, expires, quarantine := "-", "-", "-", "-", "-"
 		if p.Verified {
 			trust, role, expires = fmt.Sprint(p.TrustScore), p.Role, p.Expires
+			effective = fmt.Sprintf("%.2f", p.EffectiveTrust)
 		}
-		fmt.Fprintf(tw, "%s\t%v\t%s\t%s\t%s\t%s\t%s\n", d, p.Verified, role, trust,
+		if p.Quarantined {
+			quarantine = p.QuarantineReason
+		}
+		fmt.Fprintf(tw, "%s\t%v\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", d, p.Verified, role, trust, effective, quarantine,
 			orDash(strings.Join(p.Zones, ",")), expires, orDash(strings.Join(p.Addrs, ",")))
 	}
 	return tw.Flush()

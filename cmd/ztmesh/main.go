@@ -38,6 +38,7 @@ func commands() []command {
 		{"policy push", "publish a signed policy bundle to the whole mesh through a daemon", policyPush},
 		{"attest show", "print the signed attestation evidence of a node (measured by the CLI)", attestShow},
 		{"attest reference", "sign attestation reference values: allowed binaries and module versions", attestReference},
+		{"attest push", "publish signed reference values to the whole mesh through a daemon", attestPush},
 		{"status", "show a running daemon: DID, addresses, credential, peer counts", status},
 		{"peers", "list a running daemon's peers and their verified claims", peers},
 		{"pub", "publish a message on a zone channel through a daemon", pub},
@@ -87,7 +88,7 @@ func usage(w io.Writer) {
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "Commands:")
 	for _, c := range commands() {
-		fmt.Fprintf(w, "  %-14s %s\n", c.name, c.summary)
+		fmt.Fprintf(w, "  %-17s %s\n", c.name, c.summary)
 	}
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "Run `ztmesh COMMAND --help` for a command's flags.")

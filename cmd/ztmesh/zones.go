@@ -166,3 +166,37 @@ func publishRevocations(dir string, token []byte) error {
 	defer cancel()
 	return c.PushRevocations(ctx, token)
 }
+
+func attestPush(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("attest push", "--dir DIR FILE",
+		"Publish signed attestation reference values (from `ztmesh attest reference`)\n"+
+			"on the mesh control topic through the daemon of DIR. Every node verifies the\n"+
+			"issuer and that the version is newer, then judges every peer's evidence\n"+
+			"against them; nodes that join later get them from their peers.", stdout)
+	dir := fs.String("dir", "", "data `DIR` of the daemon to publish through")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if err := requireFlag(fs, "dir", *dir); err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return fmt.Errorf("%w: attest push takes one reference values FILE", errUsage)
+	}
+	ref, err := did.ReadFileLimited(pos[0], pubsub.MaxMessageSize/2)
+	if err != nil {
+		return err
+	}
+	c, err := api.Dial(*dir)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := c.PushReference(ctx, ref); err != nil {
+		return fmt.Errorf("reference values refused: %w", err)
+	}
+	fmt.Fprintf(stdout, "published reference values %s on the control topic\n", pos[0])
+	return nil
+}

@@ -7,6 +7,8 @@ package main
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"os"
 	"os/exec"
@@ -507,5 +509,63 @@ func TestStateThroughCLISurvivesSIGKILL(t *testing.T) {
 	}
 	if out, err := ztmeshErr("state", "get", "--dir", cDir, "--zone", "north", "hazards", aDID+"/h1"); err == nil || !strings.Contains(out, "denied") {
 		t.Fatalf("read by a non-member: %v %s", err, out)
+	}
+}
+
+func TestAttestationQuarantinesModifiedBinary(t *testing.T) {
+	f := newFleet(t)
+	issuerDir := f.path("issuer")
+	// A modified daemon: the same program with bytes appended, so it runs
+	// but its hash is not the approved one.
+	orig := filepath.Join(binDir, "ztmeshd")
+	data, err := os.ReadFile(orig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	modified := f.path("ztmeshd-modified")
+	if err := os.WriteFile(modified, append(data, []byte("tampered")...), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(data)
+	ref := f.path("reference.json")
+	ztmesh(t, "attest", "reference", "--issuer-dir", issuerDir, "--version", "1", "--allow-binary", hex.EncodeToString(sum[:]), "--out", ref)
+
+	aDir, _ := f.agent("a", issuerDir, "north")
+	bDir, bDID := f.agent("b", issuerDir, "north")
+	xDir, xDID := f.agent("x", issuerDir, "north")
+	a := f.start(aDir, "--trust-issuer", f.issuer, "--attest-interval", "1s")
+	f.start(bDir, "--trust-issuer", f.issuer, "--attest-interval", "1s", "--bootstrap", a.addr)
+	saved := binDir
+	binDir = t.TempDir()
+	os.Symlink(modified, filepath.Join(binDir, "ztmeshd"))
+	os.Symlink(filepath.Join(saved, "ztmesh"), filepath.Join(binDir, "ztmesh"))
+	f.start(xDir, "--trust-issuer", f.issuer, "--attest-interval", "1s", "--bootstrap", a.addr)
+	binDir = saved
+	eventually(t, 10*time.Second, "a verifies x", func() bool { return a.verified(xDID) && a.verified(bDID) })
+
+	ztmesh(t, "attest", "push", "--dir", aDir, ref)
+	type entry struct {
+		DID              string  `json:"did"`
+		EffectiveTrust   float64 `json:"effective_trust"`
+		Quarantined      bool    `json:"quarantined"`
+		QuarantineReason string  `json:"quarantine_reason"`
+	}
+	state := func(d string) entry {
+		var ps []entry
+		json.Unmarshal([]byte(ztmesh(t, "peers", "--dir", aDir, "--json")), &ps)
+		for _, p := range ps {
+			if p.DID == d {
+				return p
+			}
+		}
+		return entry{}
+	}
+	eventually(t, 10*time.Second, "a quarantines the modified daemon", func() bool { return state(xDID).Quarantined })
+	if x := state(xDID); !strings.Contains(x.QuarantineReason, "binary") || x.EffectiveTrust != 0 {
+		t.Fatalf("x: %+v", x)
+	}
+	eventually(t, 5*time.Second, "b passes attestation", func() bool { return state(bDID).EffectiveTrust > 0.5 })
+	if state(bDID).Quarantined {
+		t.Fatal("the approved daemon was quarantined")
 	}
 }

@@ -43,8 +43,8 @@ Run a ztmesh peer. DIR holds the node's identity (identity.key, from
 'ztmesh cred install'). Settings come from --config FILE, else DIR/ztmeshd.yaml
 if present (see docs/ztmeshd.example.yaml); flags override the file.
 
-SIGHUP reloads the revocation list and the policy; SIGINT and SIGTERM shut
-down cleanly.
+SIGHUP reloads the revocation list, the policy and the attestation reference
+values; SIGINT and SIGTERM shut down cleanly.
 Logs are JSON lines on stderr.
 
 Flags:
@@ -83,6 +83,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, hup <-cha
 		logLevel    = fs.String("log-level", "", "`LEVEL`: debug, info, warn, error (default info)")
 		passFile    = fs.String("passphrase-file", "", "passphrase `FILE` for an encrypted identity.key (or set ZTMESH_PASSPHRASE)")
 		policyPath  = fs.String("policy", "", "Rego policy `FILE_OR_DIR`, reloaded on change and SIGHUP (default: the embedded policy)")
+		reference   = fs.String("reference", "", "attestation reference values `FILE` (ztmesh attest reference), reloaded on change and SIGHUP")
+		attestEvery = fs.Duration("attest-interval", 0, "how often to broadcast this node's attestation evidence (default 60s)")
 		keySuite    = fs.String("key-suite", "", "`KEM` for sealing sender keys: MLKEM768-X25519 (default, post-quantum) or X25519 (constrained peers)")
 	)
 	fs.Var(&listen, "listen", "listen `MADDR` (repeatable; default /ip4/0.0.0.0/tcp/4101 and /udp/4101/quic-v1)")
@@ -124,6 +126,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, hup <-cha
 	set(&cfg.LogLevel, *logLevel)
 	set(&cfg.Policy, *policyPath)
 	set(&cfg.KeySuite, *keySuite)
+	set(&cfg.Reference, *reference)
+	if *attestEvery != 0 {
+		cfg.AttestInterval = node.Duration(*attestEvery)
+	}
 	if len(listen) > 0 {
 		cfg.Listen = listen
 	}
@@ -181,6 +187,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, hup <-cha
 			// A refused list or policy is logged and leaves the old one in force.
 			_ = n.ReloadRevocations()
 			_ = n.ReloadPolicy()
+			_ = n.ReloadReference()
 		}
 	}
 }

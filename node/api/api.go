@@ -18,6 +18,7 @@
 //	GET  /v1/state/{name}/watch?zone=Z   Server-Sent Events, each a StateChange
 //	POST /v1/control/revocations         publish a signed revocation list on the control topic
 //	POST /v1/control/policy              publish a signed policy bundle on the control topic
+//	POST /v1/control/reference           publish signed attestation reference values on the control topic
 //
 // Errors are JSON {"error": "..."} with a 4xx or 5xx status.
 package api

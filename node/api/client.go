@@ -134,6 +134,11 @@ func (c *Client) PushRevocations(ctx context.Context, token []byte) error {
 	return c.do(ctx, http.MethodPost, "/v1/control/revocations", token, &struct{}{})
 }
 
+// PushReference publishes signed attestation reference values on the control topic.
+func (c *Client) PushReference(ctx context.Context, ref []byte) error {
+	return c.do(ctx, http.MethodPost, "/v1/control/reference", ref, &struct{}{})
+}
+
 // PushPolicy publishes a signed policy bundle on the control topic.
 func (c *Client) PushPolicy(ctx context.Context, bundle []byte) error {
 	return c.do(ctx, http.MethodPost, "/v1/control/policy", bundle, &struct{}{})
