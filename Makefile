@@ -4,7 +4,7 @@ GO      ?= go
 BIN     := bin
 GOFILES  = $(shell git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './bin/*')
 
-.PHONY: all build test test-unit test-full test-integration vet fmt fmt-check bench fuzz demo demo-creds clean help
+.PHONY: all build test test-unit test-full test-integration test-tpm vet fmt fmt-check bench fuzz demo demo-creds clean help
 
 all: build
 
@@ -12,6 +12,7 @@ help:
 	@echo "make build       build ztmesh into ./bin"
 	@echo "make test        vet, format check, unit tests (race detector on) and multi-process tests"
 	@echo "make test-unit   the fast in-process suite only (go test -race -short ./...)"
+	@echo "make test-tpm    attestation against the go-tpm-tools TPM simulator (installs libssl-dev)"
 	@echo "make bench       benchmarks, each next to its baseline in the same run"
 	@echo "make fuzz        run every fuzz target for FUZZTIME (default 20s) each"
 	@echo "make demo        a local mesh of ztmeshd daemons: verify, refuse, revoke"
@@ -45,6 +46,11 @@ test-full:
 test-integration:
 	$(GO) vet -tags integration ./cmd/ztmeshd
 	$(GO) test -tags integration -count=1 ./cmd/ztmeshd
+
+# The TPM simulator is C (cgo, OpenSSL); the default build stays cgo-free.
+test-tpm:
+	@dpkg -s libssl-dev >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq libssl-dev; }
+	CGO_ENABLED=1 $(GO) test -tags tpmsim -count=1 ./attest
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./...

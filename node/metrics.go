@@ -39,7 +39,30 @@ func (m *metrics) registerZones(n *Node) {
 		}),
 		&rejectedCollector{st: st, desc: prometheus.NewDesc("ztmesh_messages_rejected_total",
 			"Zone and control messages rejected or ignored, by reason.", []string{"reason"}, nil)},
+		&trustCollector{n: n,
+			trust: prometheus.NewDesc("ztmesh_peer_effective_trust", "This node's effective trust in each verified peer (0..1).", []string{"did"}, nil),
+			quarantined: prometheus.NewDesc("ztmesh_peer_quarantined", "1 if the verified peer is quarantined here.", []string{"did"}, nil)},
 	)
+}
+
+// trustCollector exports the effective trust and quarantine state of every
+// verified peer.
+type trustCollector struct {
+	n                  *Node
+	trust, quarantined *prometheus.Desc
+}
+
+func (c *trustCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.trust; ch <- c.quarantined }
+func (c *trustCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, p := range c.n.registry.List() {
+		trust, _, q := c.n.standing(p.Credential)
+		ch <- prometheus.MustNewConstMetric(c.trust, prometheus.GaugeValue, trust, p.DID.String())
+		v := 0.0
+		if q != "" {
+			v = 1
+		}
+		ch <- prometheus.MustNewConstMetric(c.quarantined, prometheus.GaugeValue, v, p.DID.String())
+	}
 }
 
 // rejectedCollector exports the mesh's per-reason rejection counts.
