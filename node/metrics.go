@@ -40,7 +40,7 @@ func (m *metrics) registerZones(n *Node) {
 		&rejectedCollector{st: st, desc: prometheus.NewDesc("ztmesh_messages_rejected_total",
 			"Zone and control messages rejected or ignored, by reason.", []string{"reason"}, nil)},
 		&trustCollector{n: n,
-			trust: prometheus.NewDesc("ztmesh_peer_effective_trust", "This node's effective trust in each verified peer (0..1).", []string{"did"}, nil),
+			trust:       prometheus.NewDesc("ztmesh_peer_effective_trust", "This node's effective trust in each verified peer (0..1).", []string{"did"}, nil),
 			quarantined: prometheus.NewDesc("ztmesh_peer_quarantined", "1 if the verified peer is quarantined here.", []string{"did"}, nil)},
 	)
 }
