@@ -29,10 +29,12 @@ import (
 //
 //   - implGossipSub: plain libp2p hosts (127.0.0.1, TCP, go-libp2p's default
 //     options) with ps.NewGossipSub and its default options (strict signing,
-//     flood publishing, every protocol), publishing raw payloads;
+//     every protocol, no peer scoring; in v0.19.0 flood publishing is off by
+//     default, as ztmesh sets it), publishing raw payloads;
 //   - implZtmesh: ztmesh nodes built as in harness_test.go (real credentials,
 //     the real default policy and key packages, no handshake) with
-//     Mesh.Publish and Mesh.Subscribe.
+//     Mesh.Publish and Mesh.Subscribe, and everything New turns on (the
+//     zone validator, the peer filter, peer scoring).
 //
 // Both link every pair of hosts (a full mesh of connections); host 0
 // publishes and every other host subscribes to one topic. The harness in

@@ -87,8 +87,9 @@ var zoneHosts = []int{2, 20}
 // subscription buffers hold 32 messages by default, and a publisher that
 // runs ahead of them loses messages, which the harness then waits for
 // (lostAfter) or gossip recovers a second later. With 20 hosts every
-// message arrives in several copies (flood publishing, mesh forwarding),
-// so the window is smaller.
+// message arrives in several copies (each mesh peer forwards it, and
+// copies that arrive before the first is validated are all queued), so the
+// window is smaller.
 type zoneCase struct {
 	hosts  int
 	size   string
