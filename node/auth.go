@@ -164,6 +164,15 @@ func (n *Node) handleAuth(s network.Stream) {
 			}
 		})
 		n.states.peerVerified(p)
+		if n.references.Current() != nil {
+			// Attestation is enforced: judge a new peer now, not at its
+			// next broadcast.
+			n.goLoop(func(ctx context.Context) {
+				if _, err := n.Challenge(ctx, p); err != nil {
+					n.log.Debug("challenge", "event_type", "challenge_failed", "peer", p.String(), "reason", err.Error())
+				}
+			})
+		}
 	}
 	n.log.Info("peer verified", "event_type", event, "peer", p.String(), "did", cred.Subject.String(),
 		"role", cred.Claims.Role, "trust_score", cred.Claims.TrustScore, "expires", cred.Expires.Format(time.RFC3339))

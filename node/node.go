@@ -90,6 +90,7 @@ type Node struct {
 	references  *attest.References
 	evMu        sync.Mutex
 	evidence    map[did.DID]*attest.Evidence // newest evidence of each peer
+	challenged  map[peer.ID]time.Time        // when each peer last challenged us
 	refMu       sync.Mutex
 	refStamp    fileStamp
 	binaryHash  string
@@ -139,6 +140,7 @@ func New(cfg Config, opts Options) (*Node, error) {
 		seen:        map[did.DID]*did.Credential{},
 		trust:       trustBook{peers: map[did.DID]*peerTrust{}},
 		evidence:    map[did.DID]*attest.Evidence{},
+		challenged:  map[peer.ID]time.Time{},
 		seenTTL:     opts.SeenTTL,
 		attestDelay: cmp.Or(opts.AttestDelay, 2*time.Second),
 	}
@@ -272,6 +274,7 @@ func (n *Node) Start(ctx context.Context) error {
 		n.cancel()
 		return err
 	}
+	n.host.SetStreamHandler(AttestProtocol, n.handleChallenge)
 	n.host.SetStreamHandler(AuthProtocol, n.handleAuth)
 	n.host.Network().Notify(&network.NotifyBundle{
 		ConnectedF:    func(_ network.Network, c network.Conn) { n.onConnected(c) },

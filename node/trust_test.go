@@ -170,3 +170,34 @@ func TestForgedEvidenceRefused(t *testing.T) {
 	}
 	_ = did.DefaultTTL
 }
+
+func TestChallengeGivesFreshEvidence(t *testing.T) {
+	m := newMesh(t)
+	m.options = func(o *Options) { o.AttestDelay = -1 }
+	a, b := m.startIn([]string{"north"}), m.startIn([]string{"north"})
+	m.options = func(o *Options) {
+		o.AttestDelay = -1
+		o.BinarySHA256 = "00000000000000000000000000000000000000000000000000000000000000ff"
+	}
+	x := m.startIn([]string{"north"})
+	ref := approve(t, m, 1)
+	for _, n := range []*testNode{a, b, x} {
+		if _, err := n.ApplyReference(ref); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// With reference values in force, verifying a peer challenges it at once.
+	verifiedMesh(t, a, b, x)
+	eventually(t, 5*time.Second, "x quarantined by a on joining", func() bool { return quarantinedBy(a, x) })
+	time.Sleep(1100 * time.Millisecond) // a node answers one challenge a second per peer
+	res, err := a.Challenge(context.Background(), b.host.ID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.OK || quarantinedBy(a, b) {
+		t.Fatalf("approved node failed its challenge: %+v", res)
+	}
+	if res, err := a.Challenge(context.Background(), x.host.ID()); err == nil && res.OK {
+		t.Fatal("modified node passed its challenge")
+	}
+}
