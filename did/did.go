@@ -38,7 +38,10 @@ func decodeFingerprint(mb string) (raw []byte, code uint64, err error) {
 // as map keys: two DIDs are equal exactly when their keys are.
 type DID struct {
 	key [ed25519.PublicKeySize]byte
-	ok  bool
+	// s is the text form, computed once: String runs on every message and
+	// policy decision, and base58 is not free. It is a function of key, so
+	// equality of DIDs is still equality of keys.
+	s string
 }
 
 // ParseDID parses the text form "did:key:z6Mk...". Only Ed25519 keys are
@@ -95,7 +98,7 @@ func DIDFromPublicKey(pub ed25519.PublicKey) DID {
 	}
 	var d DID
 	copy(d.key[:], pub)
-	d.ok = true
+	d.s, _ = fingerprint.CreateDIDKey(d.key[:])
 	return d
 }
 
@@ -118,21 +121,15 @@ func DIDFromPeerID(id peer.ID) (DID, error) {
 }
 
 // IsZero reports whether d is the zero DID.
-func (d DID) IsZero() bool { return !d.ok }
+func (d DID) IsZero() bool { return d.s == "" }
 
 // String returns the did:key text form, or "" for the zero DID.
-func (d DID) String() string {
-	if !d.ok {
-		return ""
-	}
-	s, _ := fingerprint.CreateDIDKey(d.key[:])
-	return s
-}
+func (d DID) String() string { return d.s }
 
 // KeyID returns the DID URL of the key's verification method
 // ("did:key:z6Mk...#z6Mk..."), used as the JWS "kid" header.
 func (d DID) KeyID() string {
-	if !d.ok {
+	if d.IsZero() {
 		return ""
 	}
 	_, kid := fingerprint.CreateDIDKey(d.key[:])
@@ -141,7 +138,7 @@ func (d DID) KeyID() string {
 
 // PublicKey returns the Ed25519 public key.
 func (d DID) PublicKey() ed25519.PublicKey {
-	if !d.ok {
+	if d.IsZero() {
 		return nil
 	}
 	return append(ed25519.PublicKey(nil), d.key[:]...)
@@ -149,7 +146,7 @@ func (d DID) PublicKey() ed25519.PublicKey {
 
 // PeerID returns the libp2p peer ID of the same key.
 func (d DID) PeerID() (peer.ID, error) {
-	if !d.ok {
+	if d.IsZero() {
 		return "", fmt.Errorf("%w: zero DID", ErrBadDID)
 	}
 	pub, err := crypto.UnmarshalEd25519PublicKey(d.key[:])
@@ -163,7 +160,7 @@ func (d DID) PeerID() (peer.ID, error) {
 // X25519 keyAgreement key its document lists. Resolution derives the key on
 // every call (tens of microseconds); callers on a hot path should cache it.
 func (d DID) KeyAgreementKey() (*ecdh.PublicKey, error) {
-	if !d.ok {
+	if d.IsZero() {
 		return nil, fmt.Errorf("%w: zero DID", ErrBadDID)
 	}
 	res, err := vdrkey.New().Read(d.String())

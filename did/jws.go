@@ -124,5 +124,5 @@ func decodeStrict(data []byte, v any) error {
 
 // verifyJWS checks a JWS signature with the issuer's Ed25519 key.
 func verifyJWS(issuer DID, j *jws) bool {
-	return issuer.ok && ed25519.Verify(issuer.key[:], j.signingInput, j.signature)
+	return !issuer.IsZero() && ed25519.Verify(issuer.key[:], j.signingInput, j.signature)
 }

@@ -119,11 +119,12 @@ type Mesh struct {
 	fetches map[recvKeyID]*fetchCall // key pulls in flight
 	control *ps.Subscription
 
-	stats  Stats
-	scores atomic.Pointer[map[peer.ID]float64]
-	ctx    context.Context
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	stats    Stats
+	localPub sync.Map // seq -> *Delivery of our publication being validated
+	scores   atomic.Pointer[map[peer.ID]float64]
+	ctx      context.Context
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
 }
 
 type joinedTopic struct {
@@ -416,7 +417,12 @@ func (m *Mesh) Publish(ctx context.Context, zone, channel string, data []byte) (
 	if err != nil {
 		return nil, err
 	}
-	if err := pt.Publish(ctx, env); err != nil {
+	// GossipSub validates our own publication synchronously; hand the
+	// validator what it would otherwise decide and decrypt again.
+	m.localPub.Store(seq, &Delivery{Origin: m.cfg.Identity.DID(), Zone: t.Zone, Channel: t.Channel, Seq: seq, Time: now, Data: data})
+	err = pt.Publish(ctx, env)
+	m.localPub.Delete(seq)
+	if err != nil {
 		return nil, fmt.Errorf("publish on %s: %w", t, err)
 	}
 	m.stats.Published.Add(1)

@@ -189,6 +189,18 @@ func TestReplayAfterSeenCacheForgets(t *testing.T) {
 	if got := b.mesh.Stats().Rejected()["replay"]; got != 1 {
 		t.Fatalf("replay rejections = %d, want 1 (all: %v)", got, b.mesh.Stats().Rejected())
 	}
+	// The same message replayed to its own origin is not delivered either.
+	// (GossipSub drops a message that claims our origin but arrives from the
+	// network; our validator would also refuse it, as a recorded its own
+	// sequence number when it published.)
+	subA, err := a.mesh.Subscribe("north", "maps")
+	if err != nil {
+		t.Fatal(err)
+	}
+	newInjector(t, a).inject(t, a, orig.Message)
+	if d := recvWithin(subA, time.Second); d != nil {
+		t.Fatalf("own message replayed to the origin delivered: %+v", d)
+	}
 }
 
 func TestForgedMessagesRejected(t *testing.T) {
