@@ -296,14 +296,19 @@ func (n *Node) Start(ctx context.Context) error {
 		}
 	}
 	n.goLoop(n.expiryLoop)
-	if n.cfg.Revocations != "" {
-		n.goLoop(n.watchRevocations)
-	}
-	if n.cfg.Policy != "" {
-		n.goLoop(n.watchPolicy)
-	}
-	if n.cfg.Reference != "" {
-		n.goLoop(n.watchReference)
+	for _, w := range []struct {
+		path   string
+		mu     *sync.Mutex
+		stamp  *fileStamp
+		reload func() error
+	}{
+		{n.cfg.Revocations, &n.revMu, &n.revStamp, n.ReloadRevocations},
+		{n.cfg.Policy, &n.polMu, &n.polStamp, n.ReloadPolicy},
+		{n.cfg.Reference, &n.refMu, &n.refStamp, n.ReloadReference},
+	} {
+		if w.path != "" {
+			n.goLoop(func(ctx context.Context) { n.watchPath(ctx, w.path, w.mu, w.stamp, w.reload) })
+		}
 	}
 	n.goLoop(n.attestLoop)
 	for _, ai := range n.s.bootstrap {

@@ -4,8 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/ztmesh/ztmesh/did"
@@ -31,9 +31,7 @@ func (n *Node) ReloadRevocations() error {
 		return nil
 	}
 	n.revMu.Lock()
-	if fi, err := os.Stat(n.cfg.Revocations); err == nil {
-		n.revStamp = fileStamp{fi.ModTime(), fi.Size()}
-	}
+	n.revStamp = pathStamp(n.cfg.Revocations)
 	n.revMu.Unlock()
 	data, err := did.ReadFileLimited(n.cfg.Revocations, did.MaxRevocationListSize)
 	if err != nil {
@@ -100,8 +98,11 @@ func (n *Node) enforceRevocations() {
 	}
 }
 
-// watchRevocations reloads the revocation file when it changes.
-func (n *Node) watchRevocations(ctx context.Context) {
+// watchPath calls reload whenever the file, or the files of the directory,
+// at path change (polled every revocationPoll: it works on every
+// filesystem). stamp, under mu, is what the last reload saw; a missing path
+// is left alone.
+func (n *Node) watchPath(ctx context.Context, path string, mu *sync.Mutex, stamp *fileStamp, reload func() error) {
 	t := time.NewTicker(revocationPoll)
 	defer t.Stop()
 	for {
@@ -110,15 +111,12 @@ func (n *Node) watchRevocations(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		fi, err := os.Stat(n.cfg.Revocations)
-		if err != nil {
-			continue
-		}
-		n.revMu.Lock()
-		same := n.revStamp == fileStamp{fi.ModTime(), fi.Size()}
-		n.revMu.Unlock()
-		if !same {
-			_ = n.ReloadRevocations() // logged inside
+		st := pathStamp(path)
+		mu.Lock()
+		same := st == *stamp
+		mu.Unlock()
+		if !same && st != (fileStamp{}) {
+			_ = reload() // reload logs why it refused
 		}
 	}
 }

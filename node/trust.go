@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -393,9 +392,7 @@ func (n *Node) ReloadReference() error {
 		return nil
 	}
 	n.refMu.Lock()
-	if fi, err := os.Stat(n.cfg.Reference); err == nil {
-		n.refStamp = fileStamp{fi.ModTime(), fi.Size()}
-	}
+	n.refStamp = pathStamp(n.cfg.Reference)
 	n.refMu.Unlock()
 	data, err := did.ReadFileLimited(n.cfg.Reference, 1<<20)
 	if err != nil {
@@ -406,26 +403,4 @@ func (n *Node) ReloadReference() error {
 		return err
 	}
 	return nil
-}
-
-func (n *Node) watchReference(ctx context.Context) {
-	t := time.NewTicker(revocationPoll)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		fi, err := os.Stat(n.cfg.Reference)
-		if err != nil {
-			continue
-		}
-		n.refMu.Lock()
-		same := n.refStamp == fileStamp{fi.ModTime(), fi.Size()}
-		n.refMu.Unlock()
-		if !same {
-			_ = n.ReloadReference()
-		}
-	}
 }

@@ -1,13 +1,11 @@
 package node
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
-	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
 
@@ -104,26 +102,6 @@ func (n *Node) policyChanged() {
 	for _, p := range n.registry.List() {
 		if n.mesh.Disallowed(p.ID) {
 			n.drop(p.ID, "policy", "the policy no longer allows a topic it is subscribed to")
-		}
-	}
-}
-
-// watchPolicy reloads the policy file or directory when it changes.
-func (n *Node) watchPolicy(ctx context.Context) {
-	t := time.NewTicker(revocationPoll)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		st := pathStamp(n.cfg.Policy)
-		n.polMu.Lock()
-		same := st == n.polStamp
-		n.polMu.Unlock()
-		if !same {
-			_ = n.ReloadPolicy() // logged inside
 		}
 	}
 }

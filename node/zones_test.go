@@ -4,7 +4,9 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
+	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -419,4 +421,38 @@ func TestRevocationOnControlTopic(t *testing.T) {
 	}
 	eventually(t, time.Second, "b cuts off r within 1s of the publication", func() bool { return !connected(b, r.host.ID()) })
 	t.Logf("revocation via control topic enforced after %s", time.Since(start))
+}
+
+// TestPolicyFileReloadsWithoutRestart: editing the policy file changes what
+// a running node allows; a broken edit leaves the last good policy in force.
+func TestPolicyFileReloadsWithoutRestart(t *testing.T) {
+	m := newMesh(t)
+	dir := t.TempDir()
+	file := filepath.Join(dir, "fleet.rego")
+	open := "package ztmesh.authz\n\nallow := true\n"
+	frozen := "package ztmesh.authz\n\ndefault allow := false\n\nallow if input.action == \"subscribe\"\n\nreasons contains \"publishing frozen by file\" if input.action == \"publish\"\n"
+	if err := os.WriteFile(file, []byte(open), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	a := m.startIn([]string{"north"}, func(c *Config) { c.Policy = dir })
+	if _, err := a.Mesh().Publish(context.Background(), "north", "maps", []byte("x")); err != nil {
+		t.Fatalf("open policy: %v", err)
+	}
+	time.Sleep(10 * time.Millisecond) // a new modification time
+	if err := did.WriteFileAtomic(file, []byte(frozen), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 3*time.Second, "the edited policy is in force", func() bool {
+		_, err := a.Mesh().Publish(context.Background(), "north", "maps", []byte("x"))
+		return err != nil && strings.Contains(err.Error(), "publishing frozen by file")
+	})
+	if err := did.WriteFileAtomic(file, []byte("package ztmesh.authz\n\nallow := {{{"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 3*time.Second, "the broken edit is refused", func() bool {
+		return a.logs.find(map[string]string{"event_type": "policy_refused"}) != nil
+	})
+	if _, err := a.Mesh().Publish(context.Background(), "north", "maps", []byte("x")); err == nil || !strings.Contains(err.Error(), "frozen") {
+		t.Fatalf("after a broken edit the last good policy should stay: %v", err)
+	}
 }
