@@ -121,40 +121,6 @@ func sub(args []string, stdout, stderr io.Writer) error {
 	return err
 }
 
-func policyPush(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("policy push", "--dir DIR BUNDLE",
-		"Publish a signed policy bundle (from `ztmesh policy sign`) on the mesh control\n"+
-			"topic through the daemon of DIR. Every node verifies the issuer's signature\n"+
-			"and that the version is newer than its own, then swaps its policy; nodes that\n"+
-			"join later get it from their peers.", stdout)
-	dir := fs.String("dir", "", "data `DIR` of the daemon to publish through")
-	pos, err := parse(fs, args)
-	if err != nil {
-		return err
-	}
-	if err := requireFlag(fs, "dir", *dir); err != nil {
-		return err
-	}
-	if len(pos) != 1 {
-		return fmt.Errorf("%w: policy push takes one BUNDLE file", errUsage)
-	}
-	bundle, err := did.ReadFileLimited(pos[0], pubsub.MaxMessageSize/2)
-	if err != nil {
-		return err
-	}
-	c, err := api.Dial(*dir)
-	if err != nil {
-		return err
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := c.PushPolicy(ctx, bundle); err != nil {
-		return fmt.Errorf("policy bundle refused: %w", err)
-	}
-	fmt.Fprintf(stdout, "published policy bundle %s on the control topic\n", pos[0])
-	return nil
-}
-
 // publishRevocations sends a revocation list through a daemon, for
 // `cred revoke --publish`.
 func publishRevocations(dir string, token []byte) error {
@@ -167,36 +133,48 @@ func publishRevocations(dir string, token []byte) error {
 	return c.PushRevocations(ctx, token)
 }
 
-func attestPush(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("attest push", "--dir DIR FILE",
-		"Publish signed attestation reference values (from `ztmesh attest reference`)\n"+
-			"on the mesh control topic through the daemon of DIR. Every node verifies the\n"+
-			"issuer and that the version is newer, then judges every peer's evidence\n"+
-			"against them; nodes that join later get them from their peers.", stdout)
-	dir := fs.String("dir", "", "data `DIR` of the daemon to publish through")
-	pos, err := parse(fs, args)
-	if err != nil {
-		return err
+// pushCommand publishes a signed file (policy bundle, reference values)
+// on the mesh control topic through a running daemon.
+func pushCommand(name, description, what string, push func(*api.Client, context.Context, []byte) error) func([]string, io.Writer, io.Writer) error {
+	return func(args []string, stdout, stderr io.Writer) error {
+		fs := newFlags(name, "--dir DIR FILE", description, stdout)
+		dir := fs.String("dir", "", "data `DIR` of the daemon to publish through")
+		pos, err := parse(fs, args)
+		if err != nil {
+			return err
+		}
+		if err := requireFlag(fs, "dir", *dir); err != nil {
+			return err
+		}
+		if len(pos) != 1 {
+			return fmt.Errorf("%w: %s takes one %s FILE", errUsage, name, what)
+		}
+		data, err := did.ReadFileLimited(pos[0], pubsub.MaxMessageSize/2)
+		if err != nil {
+			return err
+		}
+		c, err := api.Dial(*dir)
+		if err != nil {
+			return err
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := push(c, ctx, data); err != nil {
+			return fmt.Errorf("%s refused: %w", what, err)
+		}
+		fmt.Fprintf(stdout, "published %s %s on the control topic\n", what, pos[0])
+		return nil
 	}
-	if err := requireFlag(fs, "dir", *dir); err != nil {
-		return err
-	}
-	if len(pos) != 1 {
-		return fmt.Errorf("%w: attest push takes one reference values FILE", errUsage)
-	}
-	ref, err := did.ReadFileLimited(pos[0], pubsub.MaxMessageSize/2)
-	if err != nil {
-		return err
-	}
-	c, err := api.Dial(*dir)
-	if err != nil {
-		return err
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := c.PushReference(ctx, ref); err != nil {
-		return fmt.Errorf("reference values refused: %w", err)
-	}
-	fmt.Fprintf(stdout, "published reference values %s on the control topic\n", pos[0])
-	return nil
 }
+
+var policyPush = pushCommand("policy push",
+	"Publish a signed policy bundle (from `ztmesh policy sign`) on the mesh control\n"+
+		"topic through the daemon of DIR. Every node verifies the issuer's signature\n"+
+		"and that the version is newer than its own, then swaps its policy; nodes that\n"+
+		"join later get it from their peers.", "policy bundle", (*api.Client).PushPolicy)
+
+var attestPush = pushCommand("attest push",
+	"Publish signed attestation reference values (from `ztmesh attest reference`)\n"+
+		"on the mesh control topic through the daemon of DIR. Every node verifies the\n"+
+		"issuer and that the version is newer, then judges every peer's evidence\n"+
+		"against them; nodes that join later get them from their peers.", "reference values", (*api.Client).PushReference)
