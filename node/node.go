@@ -97,6 +97,9 @@ type Node struct {
 	started     time.Time
 	attestDelay time.Duration
 
+	dirMu     sync.Mutex
+	directory map[peer.ID]dirEntry // members known from their announcements
+
 	seenMu sync.Mutex
 	seen   map[did.DID]*did.Credential // the last credential each peer presented
 
@@ -138,6 +141,7 @@ func New(cfg Config, opts Options) (*Node, error) {
 		registry:    newRegistry(),
 		pending:     map[peer.ID]*time.Timer{},
 		seen:        map[did.DID]*did.Credential{},
+		directory:   map[peer.ID]dirEntry{},
 		trust:       trustBook{peers: map[did.DID]*peerTrust{}},
 		evidence:    map[did.DID]*attest.Evidence{},
 		challenged:  map[peer.ID]time.Time{},
@@ -311,6 +315,7 @@ func (n *Node) Start(ctx context.Context) error {
 		}
 	}
 	n.goLoop(n.attestLoop)
+	n.goLoop(n.announceLoop)
 	for _, ai := range n.s.bootstrap {
 		n.goLoop(func(ctx context.Context) { n.keepConnected(ctx, ai) })
 	}

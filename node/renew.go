@@ -24,5 +24,6 @@ func (n *Node) InstallCredential(tok []byte) (*did.Credential, error) {
 	for _, p := range n.host.Network().Peers() {
 		n.goLoop(func(ctx context.Context) { n.presentTo(ctx, p) })
 	}
+	n.goLoop(func(ctx context.Context) { _ = n.Announce(ctx) }) // members further away learn it too
 	return c, nil
 }

@@ -21,6 +21,20 @@ func openTestState(t *testing.T, n *testNode, zone, name string) *crdt.Replica {
 	return r
 }
 
+// waitStateMesh waits until every node sees every other subscribed to the
+// state's channel: before that a delta can go to nobody (anti-entropy would
+// repair it, but only every 30 s).
+func waitStateMesh(t *testing.T, zone, name string, nodes ...*testNode) {
+	t.Helper()
+	topic, _ := pubsub.ZoneTopic(DefaultMesh, zone, stateKey{zone, name}.channel())
+	for _, n := range nodes {
+		eventually(t, 5*time.Second, "state channel subscriptions", func() bool {
+			return len(n.Mesh().PubSub().ListPeers(topic.String())) >= len(nodes)-1
+		})
+	}
+	time.Sleep(1200 * time.Millisecond) // a GossipSub heartbeat grafts the mesh
+}
+
 // ownKey is a key the default policy lets n write: under its own DID.
 func ownKey(n *testNode, k string) string { return n.DID().String() + "/" + k }
 
@@ -45,6 +59,7 @@ func TestStateConvergesPartitionsAndRestarts(t *testing.T) {
 	a, b, c := m.startIn([]string{"north"}), m.startIn([]string{"north"}), m.startIn([]string{"north"})
 	verifiedMesh(t, a, b, c)
 	ra, rb, rc := openTestState(t, a, "north", "hazards"), openTestState(t, b, "north", "hazards"), openTestState(t, c, "north", "hazards")
+	waitStateMesh(t, "north", "hazards", a, b, c)
 	ctx := context.Background()
 
 	// Writes on each node converge everywhere.
@@ -115,6 +130,7 @@ func TestStateWritesAuthorizedEverywhere(t *testing.T) {
 	a, b, d := m.startIn([]string{"north"}), m.startIn([]string{"north"}), m.startIn([]string{"north"})
 	verifiedMesh(t, a, b, d)
 	ra, rb, rd := openTestState(t, a, "north", "tasks"), openTestState(t, b, "north", "tasks"), openTestState(t, d, "north", "tasks")
+	waitStateMesh(t, "north", "tasks", a, b, d)
 	ctx := context.Background()
 
 	// The default policy refuses d a key under a's DID, at d itself...

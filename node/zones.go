@@ -2,7 +2,9 @@ package node
 
 import (
 	"errors"
+
 	"fmt"
+	"github.com/ztmesh/ztmesh/did"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -16,12 +18,16 @@ import (
 // Member implements pubsub.Members: a verified peer with its credential and
 // key package. Trust is the credential's until attestation adjusts it.
 func (n *Node) Member(p peer.ID) (pubsub.Member, bool) {
-	e, ok := n.registry.Get(p)
-	if !ok {
+	cred, kp := (*did.Credential)(nil), (*pubsub.KeyPackage)(nil)
+	if e, ok := n.registry.Get(p); ok {
+		cred, kp = e.Credential, e.KeyPackage
+	} else if e, ok := n.directoryMember(p); ok {
+		cred, kp = e.cred, e.kp // not connected: known from its announcement
+	} else {
 		return pubsub.Member{}, false
 	}
-	trust, attested, quarantine := n.standing(e.Credential)
-	return pubsub.Member{Credential: e.Credential, KeyPackage: e.KeyPackage, TrustScore: trust,
+	trust, attested, quarantine := n.standing(cred)
+	return pubsub.Member{Credential: cred, KeyPackage: kp, TrustScore: trust,
 		Attested: attested, Quarantined: quarantine != ""}, true
 }
 
@@ -34,6 +40,10 @@ func (n *Node) ControlState() pubsub.ControlState {
 	}
 	if ref := n.references.Current(); ref != nil {
 		st.Reference = ref.Raw
+	}
+	st.Members = n.directoryTokens()
+	if own, err := n.announcementToken(); err == nil {
+		st.Members = append(st.Members, own)
 	}
 	n.polMu.Lock()
 	defer n.polMu.Unlock()

@@ -456,3 +456,38 @@ func TestPolicyFileReloadsWithoutRestart(t *testing.T) {
 		t.Fatalf("after a broken edit the last good policy should stay: %v", err)
 	}
 }
+
+// TestZoneMessagesAcrossHops: on a chain a - b - c (a and c not
+// connected), c reads a's messages: it learns a from a's announcement
+// relayed by b, checks a's credential and policy itself, and pulls a's
+// sender key by dialing a. State written by a reaches c the same way.
+func TestZoneMessagesAcrossHops(t *testing.T) {
+	m := newMesh(t)
+	a, b, c := m.startIn([]string{"north"}), m.startIn([]string{"north"}), m.startIn([]string{"north"})
+	verifiedMesh(t, a, b)
+	verifiedMesh(t, b, c)
+	if connected(a, c.host.ID()) {
+		t.Fatal("a and c should not be connected yet")
+	}
+	eventually(t, 10*time.Second, "c knows a from its announcement", func() bool {
+		_, ok := c.directoryMember(a.host.ID())
+		return ok
+	})
+	gotB := collect(t, b, "north", "maps")
+	gotC := collect(t, c, "north", "maps")
+	publishUntil(t, a, "north", "maps", "two hops", func(s string) bool { return gotB.has(s) && gotC.has(s) })
+	for _, d := range gotC.got {
+		if d.Origin != a.DID() {
+			t.Fatalf("c got a message from %s", d.Origin)
+		}
+	}
+	ra, rc := openTestState(t, a, "north", "hazards"), openTestState(t, c, "north", "hazards")
+	openTestState(t, b, "north", "hazards")
+	if _, err := ra.Put(context.Background(), ownKey(a, "far"), []byte("across b")); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "a's state write reaches c", func() bool {
+		v, ok := rc.Get(ownKey(a, "far"))
+		return ok && string(v) == "across b"
+	})
+}

@@ -14,6 +14,7 @@ const (
 	controlPolicy      = "policy"
 	controlReference   = "attest-reference"
 	controlEvidence    = "evidence"
+	controlMember      = "member"
 )
 
 // controlMessage is the data of a control-topic message:
@@ -32,7 +33,8 @@ func decodeControl(data []byte) (*controlMessage, error) {
 	if err := wire.DecodeStrict(data, &cm); err != nil {
 		return nil, err
 	}
-	known := cm.Type == controlRevocations || cm.Type == controlPolicy || cm.Type == controlReference || cm.Type == controlEvidence
+	known := cm.Type == controlRevocations || cm.Type == controlPolicy || cm.Type == controlReference ||
+		cm.Type == controlEvidence || cm.Type == controlMember
 	if cm.V != 1 || !known || len(cm.Token) == 0 {
 		return nil, fmt.Errorf("control message v%d type %q", cm.V, truncate(cm.Type))
 	}
@@ -55,6 +57,11 @@ func (m *Mesh) PublishPolicyBundle(ctx context.Context, token []byte) error {
 // control topic.
 func (m *Mesh) PublishReference(ctx context.Context, token []byte) error {
 	return m.publishControl(ctx, controlReference, token)
+}
+
+// PublishMember publishes this node's member announcement.
+func (m *Mesh) PublishMember(ctx context.Context, token []byte) error {
+	return m.publishControl(ctx, controlMember, token)
 }
 
 // PublishEvidence publishes this node's signed attestation evidence on the

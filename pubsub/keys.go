@@ -231,7 +231,7 @@ func (m *Mesh) fetchKey(ctx context.Context, origin peer.ID, id KeyID, topic str
 // handleKeyRequest serves our sender keys to authorized members.
 func (m *Mesh) handleKeyRequest(s network.Stream) {
 	defer s.Close()
-	_ = s.SetDeadline(time.Now().Add(m.cfg.KeyFetchTimeout))
+	_ = s.SetDeadline(time.Now().Add(m.cfg.KeyFetchTimeout + 3*time.Second))
 	p := s.Conn().RemotePeer()
 	var req keyRequest
 	if err := wire.ReadJSON(s, &req, maxKeyMessage); err != nil {
@@ -254,7 +254,13 @@ func (m *Mesh) answerKeyRequest(p peer.ID, req *keyRequest) keyResponse {
 	if !ok || t.IsControl() {
 		return no("unknown topic")
 	}
+	// A requester that dialed us for this key may still be in its
+	// handshake with us: give it a moment.
 	mem, ok := m.cfg.Members.Member(p)
+	for wait := 0; !ok && wait < 30; wait++ {
+		time.Sleep(100 * time.Millisecond)
+		mem, ok = m.cfg.Members.Member(p)
+	}
 	if !ok {
 		return no("not a verified member")
 	}

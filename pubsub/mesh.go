@@ -47,6 +47,10 @@ type ControlHandler interface {
 	// ApplyEvidence applies a node's signed attestation evidence; origin is
 	// the author GossipSub authenticated, which must be its subject.
 	ApplyEvidence(origin peer.ID, token []byte) (changed bool, err error)
+	// ApplyMember applies a member announcement: a credential and a key
+	// package, both self-authenticating, so that members this node is not
+	// connected to can be verified as message origins and key requesters.
+	ApplyMember(token []byte) (changed bool, err error)
 	// ControlState returns the issuer-signed content in force, to hand to
 	// late joiners.
 	ControlState() ControlState
@@ -57,6 +61,7 @@ type ControlState struct {
 	Revocations [][]byte
 	Bundle      []byte
 	Reference   []byte
+	Members     [][]byte // member announcements
 }
 
 // ErrStale marks control content older than what is in force: ignored, not
@@ -84,7 +89,7 @@ type Config struct {
 	Suite string
 	// SeenTTL is GossipSub's seen-cache lifetime (default GossipSub's, 2m).
 	SeenTTL time.Duration
-	// KeyFetchTimeout bounds pulling a sender key (default 3s).
+	// KeyFetchTimeout bounds pulling a sender key, dialing the origin if need be (default 5s).
 	KeyFetchTimeout time.Duration
 	// OnReject, if set, is told about every zone message rejected, with the
 	// peer that forwarded it (for the node's trust scores).
@@ -200,7 +205,7 @@ func New(ctx context.Context, h host.Host, cfg Config) (*Mesh, error) {
 		cfg.Suite = SuiteHybrid
 	}
 	if cfg.KeyFetchTimeout == 0 {
-		cfg.KeyFetchTimeout = 3 * time.Second
+		cfg.KeyFetchTimeout = 5 * time.Second
 	}
 	km, err := newKeyMaterial(cfg.Identity, cfg.Suite, cfg.Now())
 	if err != nil {

@@ -19,13 +19,14 @@ type syncMessage struct {
 	Revocations [][]byte `json:"revocations"`
 	Bundle      []byte   `json:"bundle,omitempty"`
 	Reference   []byte   `json:"reference,omitempty"`
+	Members     [][]byte `json:"members,omitempty"`
 }
 
 // SyncTo sends our revocation lists and policy bundle to a newly verified
 // peer, so a node that joins late applies what it missed.
 func (m *Mesh) SyncTo(ctx context.Context, p peer.ID) error {
 	st := m.cfg.Control.ControlState()
-	if len(st.Revocations) == 0 && len(st.Bundle) == 0 && len(st.Reference) == 0 {
+	if len(st.Revocations) == 0 && len(st.Bundle) == 0 && len(st.Reference) == 0 && len(st.Members) == 0 {
 		return nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
@@ -36,7 +37,7 @@ func (m *Mesh) SyncTo(ctx context.Context, p peer.ID) error {
 	}
 	defer s.Close()
 	_ = s.SetDeadline(time.Now().Add(10 * time.Second))
-	return wire.WriteJSON(s, syncMessage{V: 1, Revocations: st.Revocations, Bundle: st.Bundle, Reference: st.Reference}, maxSyncMessage)
+	return wire.WriteJSON(s, syncMessage{V: 1, Revocations: st.Revocations, Bundle: st.Bundle, Reference: st.Reference, Members: st.Members}, maxSyncMessage)
 }
 
 // handleSync applies what a peer sent. Everything in it is issuer-signed
@@ -67,6 +68,11 @@ func (m *Mesh) handleSync(s network.Stream) {
 			m.log.Warn("synced revocation list refused", "event_type", "sync_refused", "peer", p, "reason", err.Error())
 		} else if changed {
 			m.log.Info("revocation list synced from peer", "event_type", "sync_applied", "peer", p)
+		}
+	}
+	for _, mt := range msg.Members {
+		if _, err := m.cfg.Control.ApplyMember(mt); err != nil && !isRollback(err) {
+			m.log.Debug("synced member announcement refused", "event_type", "sync_refused", "peer", p, "reason", err.Error())
 		}
 	}
 	if len(msg.Reference) > 0 {

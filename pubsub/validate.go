@@ -154,6 +154,8 @@ func (m *Mesh) applyControl(origin peer.ID, cm *controlMessage) (bool, error) {
 		return m.cfg.Control.ApplyReference(cm.Token)
 	case controlEvidence:
 		return m.cfg.Control.ApplyEvidence(origin, cm.Token)
+	case controlMember:
+		return m.cfg.Control.ApplyMember(cm.Token)
 	}
 	return false, errors.New("unknown control type")
 }

@@ -1,0 +1,156 @@
+package node
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/peerstore"
+	ma "github.com/multiformats/go-multiaddr"
+
+	"github.com/ztmesh/ztmesh/did"
+	"github.com/ztmesh/ztmesh/internal/wire"
+	"github.com/ztmesh/ztmesh/pubsub"
+)
+
+// The member directory: members this node has not verified over a direct
+// connection, learned from their announcements on the control topic and
+// from peers' sync. An announcement carries the member's credential (signed
+// by a pinned issuer, subject = the member) and key package (signed by the
+// member), so it authenticates itself whoever relays it. With it a node can
+// accept zone messages and state written by members it is not connected
+// to, and answer their key requests; their sender keys it pulls by dialing
+// them (the addresses come with the announcement; the dial runs the usual
+// handshake).
+
+const (
+	maxAnnouncement  = 32 << 10
+	announceInterval = 2 * time.Minute
+)
+
+type announcement struct {
+	V          int      `json:"v"`
+	Credential string   `json:"credential"`
+	KeyPackage []byte   `json:"key_package"`
+	Addrs      []string `json:"addrs"`
+}
+
+type dirEntry struct {
+	cred *did.Credential
+	kp   *pubsub.KeyPackage
+	raw  []byte
+}
+
+// announcementToken is this node's own announcement.
+func (n *Node) announcementToken() ([]byte, error) {
+	return json.Marshal(announcement{V: 1, Credential: n.cred.Load().Raw, KeyPackage: n.mesh.KeyPackage(),
+		Addrs: multiaddrStrings(n.host.Addrs())})
+}
+
+// ApplyMember implements pubsub.ControlHandler.
+func (n *Node) ApplyMember(token []byte) (bool, error) {
+	if len(token) > maxAnnouncement {
+		return false, fmt.Errorf("member announcement of %d bytes", len(token))
+	}
+	var a announcement
+	if err := wire.DecodeStrict(token, &a); err != nil || a.V != 1 {
+		return false, fmt.Errorf("malformed member announcement: %v", err)
+	}
+	c, err := did.Inspect([]byte(a.Credential))
+	if err != nil {
+		return false, err
+	}
+	holder := c.Subject
+	if holder == n.id.DID() {
+		return false, fmt.Errorf("%w: our own announcement", pubsub.ErrStale)
+	}
+	cred, err := n.verifier.VerifyHolder([]byte(a.Credential), holder, n.now())
+	if err != nil {
+		return false, err
+	}
+	kp, err := pubsub.ParseKeyPackage(a.KeyPackage, holder, n.now())
+	if err != nil {
+		return false, err
+	}
+	p, err := holder.PeerID()
+	if err != nil {
+		return false, err
+	}
+	n.dirMu.Lock()
+	old, had := n.directory[p]
+	same := had && old.cred.ID == cred.ID && bytes.Equal(old.kp.Public, kp.Public)
+	if !same {
+		n.directory[p] = dirEntry{cred: cred, kp: kp, raw: append([]byte(nil), token...)}
+	}
+	n.dirMu.Unlock()
+	if same {
+		return false, fmt.Errorf("%w: announcement of %s already held", pubsub.ErrStale, holder)
+	}
+	var addrs []ma.Multiaddr
+	for _, s := range a.Addrs {
+		if m, err := ma.NewMultiaddr(s); err == nil && len(addrs) < 16 {
+			addrs = append(addrs, m)
+		}
+	}
+	n.host.Peerstore().AddAddrs(p, addrs, peerstore.RecentlyConnectedAddrTTL)
+	n.seenMu.Lock()
+	n.seen[holder] = cred
+	n.seenMu.Unlock()
+	return true, nil
+}
+
+// directoryMember returns a member known from its announcement, while its
+// credential is valid and not revoked.
+func (n *Node) directoryMember(p peer.ID) (dirEntry, bool) {
+	n.dirMu.Lock()
+	e, ok := n.directory[p]
+	n.dirMu.Unlock()
+	if !ok || n.now().After(e.cred.Expires.Add(did.DefaultClockSkew)) || n.verifier.Revocations().Check(e.cred) != nil {
+		return dirEntry{}, false
+	}
+	return e, true
+}
+
+// directoryTokens returns the announcements held, for a new peer's sync.
+func (n *Node) directoryTokens() [][]byte {
+	n.dirMu.Lock()
+	defer n.dirMu.Unlock()
+	out := make([][]byte, 0, len(n.directory)+1)
+	for _, e := range n.directory {
+		out = append(out, e.raw)
+	}
+	return out
+}
+
+// announceLoop announces this node when it first has a peer, then every
+// announceInterval (and Announce is called on renewal).
+func (n *Node) announceLoop(ctx context.Context) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	var last time.Time
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if n.registry.Len() == 0 || time.Since(last) < announceInterval {
+			continue
+		}
+		if err := n.Announce(ctx); err == nil {
+			last = time.Now()
+		}
+	}
+}
+
+// Announce publishes this node's member announcement on the control topic.
+func (n *Node) Announce(ctx context.Context) error {
+	tok, err := n.announcementToken()
+	if err != nil {
+		return err
+	}
+	return n.mesh.PublishMember(ctx, tok)
+}
