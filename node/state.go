@@ -254,13 +254,7 @@ func (s *states) handleAntiEntropy(st network.Stream) {
 		st.Reset()
 		return
 	}
-	// Both sides verify each other concurrently: a peer that verified us
-	// may ask before we have verified it. Give its handshake time to land.
-	mem, ok := s.n.Member(p)
-	for wait := 0; !ok && wait < 50 && s.n.host.Network().Connectedness(p) == network.Connected; wait++ {
-		time.Sleep(100 * time.Millisecond)
-		mem, ok = s.n.Member(p)
-	}
+	mem, ok := s.n.mesh.AwaitMember(p, 5*time.Second)
 	if !ok || !s.n.mesh.Allowed(policy.ActionSubscribe, t, mem) {
 		s.n.log.Warn("state request refused", "event_type", "state_request_refused", "peer", p.String(), "zone", truncate(req.Zone), "reason", "not allowed to read the zone")
 		st.Reset()

@@ -255,12 +255,8 @@ func (m *Mesh) answerKeyRequest(p peer.ID, req *keyRequest) keyResponse {
 		return no("unknown topic")
 	}
 	// A requester that dialed us for this key may still be in its
-	// handshake with us: give it a moment.
-	mem, ok := m.cfg.Members.Member(p)
-	for wait := 0; !ok && wait < 30; wait++ {
-		time.Sleep(100 * time.Millisecond)
-		mem, ok = m.cfg.Members.Member(p)
-	}
+	// handshake with us.
+	mem, ok := m.AwaitMember(p, 3*time.Second)
 	if !ok {
 		return no("not a verified member")
 	}

@@ -14,6 +14,7 @@ import (
 
 	ps "github.com/libp2p/go-libp2p-pubsub"
 	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
 
@@ -363,6 +364,21 @@ func (m *Mesh) filter(p peer.ID, name string) bool {
 		return true
 	}
 	return m.decide(policy.ActionSubscribe, t, memberSubject(mem)).Allow
+}
+
+// AwaitMember returns the verified member behind p, waiting up to max while
+// p is connected: the two sides of a connection verify each other
+// concurrently, so a peer that verified us may ask for something (a key, a
+// sync, state) before our side of its handshake has finished.
+func (m *Mesh) AwaitMember(p peer.ID, max time.Duration) (Member, bool) {
+	deadline := time.Now().Add(max)
+	for {
+		mem, ok := m.cfg.Members.Member(p)
+		if ok || time.Now().After(deadline) || m.h.Network().Connectedness(p) != network.Connected {
+			return mem, ok
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 // Allowed reports whether the policy lets a member take action on a topic.

@@ -45,15 +45,8 @@ func (m *Mesh) SyncTo(ctx context.Context, p peer.ID) error {
 func (m *Mesh) handleSync(s network.Stream) {
 	defer s.Close()
 	_ = s.SetDeadline(time.Now().Add(10 * time.Second))
-	// Only verified members may make us read (up to 8 MiB); the sender
-	// verified us first, so give our side of the handshake a moment.
-	ok := false
-	for wait := 0; wait < 50 && !ok; wait++ {
-		if _, ok = m.cfg.Members.Member(s.Conn().RemotePeer()); !ok {
-			time.Sleep(100 * time.Millisecond)
-		}
-	}
-	if !ok {
+	// Only verified members may make us read (up to 8 MiB).
+	if _, ok := m.AwaitMember(s.Conn().RemotePeer(), 5*time.Second); !ok {
 		s.Reset()
 		return
 	}

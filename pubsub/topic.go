@@ -24,6 +24,8 @@ type Topic struct {
 	Mesh    string
 	Zone    string // ControlZone for the control topic
 	Channel string // ControlChannel for the control topic
+
+	name string // the GossipSub name, built once: it is asked for per message
 }
 
 // ZoneTopic returns the topic of a zone channel, validating every segment.
@@ -33,12 +35,16 @@ func ZoneTopic(mesh, zone, channel string) (Topic, error) {
 			return Topic{}, fmt.Errorf("%s name %q: use 1-%d of a-z, 0-9, '-', '_', starting with a letter or digit", s.what, truncate(s.v), maxSegment)
 		}
 	}
-	return Topic{Mesh: mesh, Zone: zone, Channel: channel}, nil
+	t := Topic{Mesh: mesh, Zone: zone, Channel: channel}
+	t.name = t.build()
+	return t, nil
 }
 
 // ControlTopic returns the control topic of a mesh.
 func ControlTopic(mesh string) Topic {
-	return Topic{Mesh: mesh, Zone: ControlZone, Channel: ControlChannel}
+	t := Topic{Mesh: mesh, Zone: ControlZone, Channel: ControlChannel}
+	t.name = t.build()
+	return t
 }
 
 // IsControl reports whether t is a control topic.
@@ -46,6 +52,13 @@ func (t Topic) IsControl() bool { return t.Zone == ControlZone }
 
 // String returns the GossipSub topic name.
 func (t Topic) String() string {
+	if t.name != "" {
+		return t.name
+	}
+	return t.build()
+}
+
+func (t Topic) build() string {
 	if t.IsControl() {
 		return topicPrefix + t.Mesh + "/control"
 	}
