@@ -114,34 +114,57 @@ func (n *Node) directoryMember(p peer.ID) (dirEntry, bool) {
 	return e, true
 }
 
-// directoryTokens returns the announcements held, for a new peer's sync.
+// directoryTokens returns announcements of every member this node knows,
+// for a new peer's sync: those it holds, and ones it makes for its verified
+// peers from what they presented in the handshake (an announcement
+// authenticates itself, so anyone may assemble and relay it).
 func (n *Node) directoryTokens() [][]byte {
 	n.dirMu.Lock()
-	defer n.dirMu.Unlock()
-	out := make([][]byte, 0, len(n.directory)+1)
-	for _, e := range n.directory {
+	out := make([][]byte, 0, len(n.directory)+n.registry.Len())
+	held := make(map[peer.ID]bool, len(n.directory))
+	for p, e := range n.directory {
 		out = append(out, e.raw)
+		held[p] = true
+	}
+	n.dirMu.Unlock()
+	for _, p := range n.registry.List() {
+		if held[p.ID] || p.KeyPackage == nil {
+			continue
+		}
+		tok, err := json.Marshal(announcement{V: 1, Credential: p.Credential.Raw, KeyPackage: p.KeyPackage.Marshal(),
+			Addrs: multiaddrStrings(n.host.Peerstore().Addrs(p.ID))})
+		if err == nil {
+			out = append(out, tok)
+		}
 	}
 	return out
 }
 
-// announceLoop announces this node when it first has a peer, then every
-// announceInterval (and Announce is called on renewal).
+// announceLoop announces this node once it has a peer: three times a few
+// seconds apart (the first may go out before GossipSub has a mesh for the
+// control topic), then every announceInterval. Announce is also called on
+// renewal.
 func (n *Node) announceLoop(ctx context.Context) {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
 	var last time.Time
+	sent := 0
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
-		if n.registry.Len() == 0 || time.Since(last) < announceInterval {
+		every := announceInterval
+		if sent < 3 {
+			every = 3 * time.Second
+		}
+		if n.registry.Len() == 0 || time.Since(last) < every {
 			continue
 		}
 		if err := n.Announce(ctx); err == nil {
 			last = time.Now()
+			sent++
 		}
 	}
 }
