@@ -60,7 +60,7 @@ type Config struct {
 	// KeyRotation is the sender key lifetime (default 10m).
 	KeyRotation Duration `yaml:"key_rotation"`
 	// API is the local API address: "unix:PATH" or "tcp:127.0.0.1:PORT"
-	// (default unix:DIR/api.sock).
+	// (default unix:DIR/api.sock), or "off" for none (embedded nodes).
 	API string `yaml:"api"`
 	// Metrics is the host:port to serve Prometheus metrics on ("" = off).
 	Metrics string `yaml:"metrics"`
@@ -227,6 +227,8 @@ func (c Config) parse() (*settings, error) {
 		errs = append(errs, fmt.Errorf("log level %q: use debug, info, warn or error", c.LogLevel))
 	}
 	switch network, addr, _ := strings.Cut(c.API, ":"); network {
+	case "off":
+		s.apiNet = "off"
 	case "unix":
 		s.apiNet, s.apiAddr = network, addr
 	case "tcp":
@@ -235,7 +237,7 @@ func (c Config) parse() (*settings, error) {
 		}
 		s.apiNet, s.apiAddr = network, addr
 	default:
-		errs = append(errs, fmt.Errorf("api %q: want unix:PATH or tcp:127.0.0.1:PORT", c.API))
+		errs = append(errs, fmt.Errorf("api %q: want unix:PATH, tcp:127.0.0.1:PORT or off", c.API))
 	}
 	if c.KeySuite != pubsub.SuiteHybrid && c.KeySuite != pubsub.SuiteX25519 {
 		errs = append(errs, fmt.Errorf("key suite %q: use %s or %s", c.KeySuite, pubsub.SuiteHybrid, pubsub.SuiteX25519))

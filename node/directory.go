@@ -3,6 +3,7 @@ package node
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"time"
@@ -59,6 +60,22 @@ func (n *Node) ApplyMember(token []byte) (bool, error) {
 	if err := wire.DecodeStrict(token, &a); err != nil || a.V != 1 {
 		return false, fmt.Errorf("malformed member announcement: %v", err)
 	}
+	// Every new peer's sync repeats the announcements this node already
+	// holds; verifying each again made joining a mesh of N members cost
+	// O(N) credential verifications per connection. The cache is keyed by
+	// the signed parts only: relayers list different addresses.
+	h := sha256.New()
+	h.Write([]byte(a.Credential))
+	h.Write([]byte{0})
+	h.Write(a.KeyPackage)
+	var sum [32]byte
+	h.Sum(sum[:0])
+	n.dirMu.Lock()
+	seen := n.dirSeen[sum]
+	n.dirMu.Unlock()
+	if seen {
+		return false, fmt.Errorf("%w: announcement already held", pubsub.ErrStale)
+	}
 	c, err := did.Inspect([]byte(a.Credential))
 	if err != nil {
 		return false, err
@@ -85,6 +102,12 @@ func (n *Node) ApplyMember(token []byte) (bool, error) {
 	if !same {
 		n.directory[p] = dirEntry{cred: cred, kp: kp, raw: append([]byte(nil), token...)}
 	}
+	// The hashes are only a cache of verified tokens: bound them by the
+	// directory's size (a peer's announcement varies with its addresses).
+	if len(n.dirSeen) > 4*len(n.directory)+64 {
+		clear(n.dirSeen)
+	}
+	n.dirSeen[sum] = true
 	n.dirMu.Unlock()
 	if same {
 		return false, fmt.Errorf("%w: announcement of %s already held", pubsub.ErrStale, holder)

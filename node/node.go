@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p"
+	coreconnmgr "github.com/libp2p/go-libp2p/core/connmgr"
+	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -60,6 +62,11 @@ type Options struct {
 	// AttestDelay is when the first evidence goes out after Start (0: 2 s;
 	// negative: only when Attest is called).
 	AttestDelay time.Duration
+	// NewHost, if set, builds the libp2p host instead of the TCP/QUIC one:
+	// simulations run many nodes on go-libp2p's mocknet. It must use key
+	// as the host's identity and should install gater, which refuses
+	// revoked peers before any handshake (mocknet cannot take one).
+	NewHost func(key crypto.PrivKey, gater coreconnmgr.ConnectionGater) (host.Host, error)
 }
 
 // Node is a running ztmesh peer.
@@ -99,6 +106,7 @@ type Node struct {
 
 	dirMu     sync.Mutex
 	directory map[peer.ID]dirEntry // members known from their announcements
+	dirSeen   map[[32]byte]bool    // hashes of announcements already verified
 
 	seenMu sync.Mutex
 	seen   map[did.DID]*did.Credential // the last credential each peer presented
@@ -142,6 +150,7 @@ func New(cfg Config, opts Options) (*Node, error) {
 		pending:     map[peer.ID]*time.Timer{},
 		seen:        map[did.DID]*did.Credential{},
 		directory:   map[peer.ID]dirEntry{},
+		dirSeen:     map[[32]byte]bool{},
 		trust:       trustBook{peers: map[did.DID]*peerTrust{}},
 		evidence:    map[did.DID]*attest.Evidence{},
 		challenged:  map[peer.ID]time.Time{},
@@ -208,7 +217,13 @@ func New(cfg Config, opts Options) (*Node, error) {
 	n.metrics = newMetrics(
 		func() float64 { return float64(len(n.host.Network().Peers())) },
 		func() float64 { return float64(n.registry.Len()) })
-	if n.host, err = n.newHost(); err != nil {
+	newHost := n.newHost
+	if opts.NewHost != nil {
+		newHost = func() (host.Host, error) {
+			return opts.NewHost(n.id.LibP2PKey(), n.newGater())
+		}
+	}
+	if n.host, err = newHost(); err != nil {
 		return nil, err
 	}
 	return n, nil
@@ -244,7 +259,7 @@ func (n *Node) newHost() (host.Host, error) {
 		libp2p.Security(libp2ptls.ID, libp2ptls.New),
 		libp2p.Security(noise.ID, noise.New),
 		libp2p.Muxer(yamux.ID, yamux.DefaultTransport),
-		libp2p.ConnectionGater(&gater{revocations: n.verifier.Revocations(), log: n.log, metrics: n.metrics}),
+		libp2p.ConnectionGater(n.newGater()),
 		libp2p.ResourceManager(rm),
 		libp2p.ConnectionManager(cm),
 		libp2p.Ping(true),
@@ -255,6 +270,10 @@ func (n *Node) newHost() (host.Host, error) {
 		return nil, fmt.Errorf("libp2p host: %w", err)
 	}
 	return h, nil
+}
+
+func (n *Node) newGater() *gater {
+	return &gater{revocations: n.verifier.Revocations(), log: n.log, metrics: n.metrics}
 }
 
 // Start begins handling handshakes and runs the node's background work
@@ -289,9 +308,11 @@ func (n *Node) Start(ctx context.Context) error {
 		n.onConnected(c)
 	}
 
-	if n.api, err = newAPIServer(n); err != nil {
-		n.Close()
-		return err
+	if n.s.apiNet != "off" {
+		if n.api, err = newAPIServer(n); err != nil {
+			n.Close()
+			return err
+		}
 	}
 	if n.cfg.Metrics != "" {
 		if err := n.serveMetrics(); err != nil {

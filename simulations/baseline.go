@@ -1,0 +1,105 @@
+package simulations
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	ps "github.com/libp2p/go-libp2p-pubsub"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/peer"
+	mocknet "github.com/libp2p/go-libp2p/p2p/net/mock"
+)
+
+// Baseline is the same topology as a Cluster with plain go-libp2p-pubsub:
+// GossipSub with default settings, no credentials, no policy, no sealing.
+// Every ztmesh figure in a report is set against it.
+type Baseline struct {
+	Net    mocknet.Mocknet
+	Hosts  []host.Host
+	Subs   []*ps.PubSub
+	Specs  []NodeSpec
+	mu     sync.Mutex
+	topics map[topicKey]*ps.Topic
+}
+
+type topicKey struct {
+	node  int
+	topic string
+}
+
+// NewBaseline starts one plain GossipSub host per spec on a mocknet with
+// link, wired by Topology(specs, degree, cross, seed).
+func NewBaseline(ctx context.Context, specs []NodeSpec, link Link, degree, cross int, seed uint64, opts ...ps.Option) (*Baseline, error) {
+	b := &Baseline{Net: mocknet.New(), Specs: specs, topics: map[topicKey]*ps.Topic{}}
+	b.Net.SetLinkDefaults(mocknet.LinkOptions{Latency: link.Latency, Bandwidth: link.Bandwidth})
+	for range specs {
+		h, err := b.Net.GenPeer()
+		if err != nil {
+			b.Close()
+			return nil, err
+		}
+		g, err := ps.NewGossipSub(ctx, h, opts...)
+		if err != nil {
+			b.Close()
+			return nil, err
+		}
+		b.Hosts = append(b.Hosts, h)
+		b.Subs = append(b.Subs, g)
+	}
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		errs []error
+		sem  = make(chan struct{}, 32)
+	)
+	for _, p := range Topology(specs, degree, cross, seed) {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			x, y := b.Hosts[p[0]], b.Hosts[p[1]]
+			if _, err := b.Net.LinkPeers(x.ID(), y.ID()); err != nil {
+				mu.Lock()
+				errs = append(errs, err)
+				mu.Unlock()
+				return
+			}
+			dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+			defer cancel()
+			if err := x.Connect(dctx, peer.AddrInfo{ID: y.ID(), Addrs: y.Addrs()}); err != nil {
+				mu.Lock()
+				errs = append(errs, fmt.Errorf("baseline connect %d-%d: %w", p[0], p[1], err))
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		b.Close()
+		return nil, err
+	}
+	return b, nil
+}
+
+// Topic returns node i's handle on topic name, joining it the first time.
+func (b *Baseline) Topic(i int, name string) (*ps.Topic, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	k := topicKey{i, name}
+	if t, ok := b.topics[k]; ok {
+		return t, nil
+	}
+	t, err := b.Subs[i].Join(name)
+	if err != nil {
+		return nil, err
+	}
+	b.topics[k] = t
+	return t, nil
+}
+
+// Close stops every host.
+func (b *Baseline) Close() error {
+	return b.Net.Close()
+}

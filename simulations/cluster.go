@@ -1,0 +1,344 @@
+package simulations
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	mrand "math/rand/v2"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/connmgr"
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/peer"
+	mocknet "github.com/libp2p/go-libp2p/p2p/net/mock"
+
+	"github.com/ztmesh/ztmesh/did"
+	"github.com/ztmesh/ztmesh/node"
+)
+
+// Link is the model of every link between two simulated nodes.
+type Link struct {
+	Latency   time.Duration // one way
+	Bandwidth float64       // bytes per second per link direction; 0 = unlimited
+}
+
+// NodeSpec is what one node's credential says.
+type NodeSpec struct {
+	Zones []string
+	Role  string
+	Trust float64
+}
+
+// ClusterConfig describes a simulated mesh.
+type ClusterConfig struct {
+	Mesh  string
+	Nodes []NodeSpec
+	Link  Link
+	// Dir holds the nodes' data directories ("" = a new temporary one,
+	// removed by Close).
+	Dir string
+	// Logger receives every node's logs; nil discards them.
+	Logger *slog.Logger
+	// Configure, if set, adjusts node i's Config and Options before it is
+	// created.
+	Configure func(i int, cfg *node.Config, opts *node.Options)
+	// IssueOptions are passed to every credential issuance.
+	IssueOptions did.IssueOptions
+}
+
+// Cluster is a running simulated mesh: real ztmesh nodes (credentials,
+// handshake, policy, GossipSub, sealing) on go-libp2p's mocknet, whose links
+// add latency and limit bandwidth in memory. Nothing in the data path is
+// replaced; only the transport is.
+type Cluster struct {
+	Issuer *did.Identity
+	Net    mocknet.Mocknet
+	Nodes  []*Member
+	cfg    ClusterConfig
+	dir    string
+	rmDir  bool
+}
+
+// Member is one node of a Cluster.
+type Member struct {
+	*node.Node
+	Index int
+	ID    *did.Identity
+	Spec  NodeSpec
+	Token string // its credential
+}
+
+// NewCluster creates and starts every node of cfg. Nodes are not connected
+// yet: call Connect or Wire.
+func NewCluster(ctx context.Context, cfg ClusterConfig) (*Cluster, error) {
+	if cfg.Mesh == "" {
+		cfg.Mesh = "sim"
+	}
+	c := &Cluster{cfg: cfg, Net: mocknet.New(), dir: cfg.Dir}
+	c.Net.SetLinkDefaults(mocknet.LinkOptions{Latency: cfg.Link.Latency, Bandwidth: cfg.Link.Bandwidth})
+	if c.dir == "" {
+		d, err := os.MkdirTemp("", "ztmesh-sim-")
+		if err != nil {
+			return nil, err
+		}
+		c.dir, c.rmDir = d, true
+	}
+	var err error
+	if c.Issuer, err = did.GenerateIdentity(rand.Reader); err != nil {
+		return nil, err
+	}
+	c.Nodes = make([]*Member, len(cfg.Nodes))
+	// Node creation is CPU-bound (credential issuance and verification,
+	// OPA compilation): two workers keep both cores busy.
+	errs := make([]error, len(cfg.Nodes))
+	work := make(chan int)
+	var wg sync.WaitGroup
+	for range 2 {
+		wg.Go(func() {
+			for i := range work {
+				c.Nodes[i], errs[i] = c.start(ctx, i, cfg.Nodes[i])
+			}
+		})
+	}
+	for i := range cfg.Nodes {
+		work <- i
+	}
+	close(work)
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+// Issue issues a credential for id under the cluster's issuer.
+func (c *Cluster) Issue(id *did.Identity, spec NodeSpec, opts did.IssueOptions) (string, error) {
+	return did.Issue(c.Issuer, id.DID(), did.Claims{
+		Role: spec.Role, TrustScore: spec.Trust, Zones: spec.Zones, SoftwareVersion: "1.4.0",
+	}, opts)
+}
+
+func (c *Cluster) start(ctx context.Context, i int, spec NodeSpec) (*Member, error) {
+	id, err := did.GenerateIdentity(rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	tok, err := c.Issue(id, spec, c.cfg.IssueOptions)
+	if err != nil {
+		return nil, err
+	}
+	n, err := c.StartNode(ctx, i, id, tok)
+	if err != nil {
+		return nil, err
+	}
+	return &Member{Node: n, Index: i, ID: id, Spec: spec, Token: tok}, nil
+}
+
+// StartNode starts one node with identity id and credential token on the
+// cluster's network, configured like the others (index i is passed to
+// Configure). Attackers use it with credentials of their own making.
+func (c *Cluster) StartNode(ctx context.Context, i int, id *did.Identity, token string) (*node.Node, error) {
+	dir := filepath.Join(c.dir, fmt.Sprintf("n%05d-%s", i, id.DID().String()[len(id.DID().String())-8:]))
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(filepath.Join(dir, did.CredentialFile), []byte(token), 0o600); err != nil {
+		return nil, err
+	}
+	off := false
+	cfg := node.Config{
+		Dir:          dir,
+		Mesh:         c.cfg.Mesh,
+		TrustIssuers: []string{c.Issuer.DID().String()},
+		MDNS:         &off,
+		API:          "off",
+		// Listen is unused on mocknet, but must parse.
+		Listen:    []string{"/ip4/127.0.0.1/tcp/0"},
+		AuthGrace: node.Duration(5 * time.Second),
+		ConnLow:   400, ConnHigh: 600,
+	}
+	logger := c.cfg.Logger
+	if logger == nil {
+		logger = slog.New(slog.NewJSONHandler(io.Discard, nil))
+	}
+	opts := node.Options{
+		Identity: id,
+		Logger:   logger,
+		// Evidence broadcasts cost every node a verification of every
+		// other node's evidence; scenarios that measure attestation turn
+		// them on.
+		AttestDelay: -1,
+		// A fixed hash: every simulated node runs "the approved binary".
+		BinarySHA256: "5e1f5e1f5e1f5e1f5e1f5e1f5e1f5e1f5e1f5e1f5e1f5e1f5e1f5e1f5e1f5e1f",
+		NewHost: func(key crypto.PrivKey, gater connmgr.ConnectionGater) (host.Host, error) {
+			return c.addHost(key)
+		},
+	}
+	if c.cfg.Configure != nil {
+		c.cfg.Configure(i, &cfg, &opts)
+	}
+	n, err := node.New(cfg, opts)
+	if err != nil {
+		return nil, err
+	}
+	if err := n.Start(ctx); err != nil {
+		n.Close()
+		return nil, err
+	}
+	return n, nil
+}
+
+// addHost adds a mocknet host with identity key.
+func (c *Cluster) addHost(key crypto.PrivKey) (host.Host, error) {
+	pid, err := peer.IDFromPrivateKey(key)
+	if err != nil {
+		return nil, err
+	}
+	// A unique blackhole address per peer, as mocknet's GenPeer makes.
+	h, err := c.Net.AddPeer(key, blackholeAddr(pid))
+	if err != nil {
+		return nil, err
+	}
+	return h, nil
+}
+
+// Connect links and connects a and b (the dial runs the ztmesh handshake).
+func (c *Cluster) Connect(ctx context.Context, a, b host.Host) error {
+	if _, err := c.Net.LinkPeers(a.ID(), b.ID()); err != nil {
+		return err
+	}
+	return a.Connect(ctx, peer.AddrInfo{ID: b.ID(), Addrs: b.Addrs()})
+}
+
+// Wire connects the cluster in the locality topology of Topology.
+func (c *Cluster) Wire(ctx context.Context, degree, cross int, seed uint64) error {
+	specs := make([]NodeSpec, len(c.Nodes))
+	for i, m := range c.Nodes {
+		specs[i] = m.Spec
+	}
+	return c.dialAll(ctx, func(yield func(a, b *Member)) {
+		for _, p := range Topology(specs, degree, cross, seed) {
+			yield(c.Nodes[p[0]], c.Nodes[p[1]])
+		}
+	})
+}
+
+// Topology returns the links of a fleet: every node dials degree random
+// nodes that share its first zone, plus cross random nodes of any zone
+// (they carry the control topic between zones). The same seed gives the
+// same graph, so a baseline can run on exactly the links ztmesh ran on.
+func Topology(specs []NodeSpec, degree, cross int, seed uint64) [][2]int {
+	r := mrand.New(mrand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
+	byZone := map[string][]int{}
+	for i, s := range specs {
+		if len(s.Zones) > 0 {
+			byZone[s.Zones[0]] = append(byZone[s.Zones[0]], i)
+		}
+	}
+	seen := map[[2]int]bool{}
+	var pairs [][2]int
+	add := func(a, b int) {
+		if a == b {
+			return
+		}
+		p := [2]int{min(a, b), max(a, b)}
+		if !seen[p] {
+			seen[p] = true
+			pairs = append(pairs, p)
+		}
+	}
+	for i, s := range specs {
+		var zone []int
+		if len(s.Zones) > 0 {
+			zone = byZone[s.Zones[0]]
+		}
+		for range min(degree, len(zone)-1) {
+			add(i, zone[r.IntN(len(zone))])
+		}
+		for range cross {
+			add(i, r.IntN(len(specs)))
+		}
+	}
+	return pairs
+}
+
+// dialAll connects each pair with a few dials in flight at once.
+func (c *Cluster) dialAll(ctx context.Context, pairs func(yield func(a, b *Member))) error {
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		errs []error
+		sem  = make(chan struct{}, 32)
+	)
+	pairs(func(a, b *Member) {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+			defer cancel()
+			if err := c.Connect(dctx, a.Host(), b.Host()); err != nil {
+				mu.Lock()
+				errs = append(errs, fmt.Errorf("connect %d-%d: %w", a.Index, b.Index, err))
+				mu.Unlock()
+			}
+		})
+	})
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// AwaitVerified waits until every node has verified at least want peers
+// (capped by how many it is connected to), or ctx ends.
+func (c *Cluster) AwaitVerified(ctx context.Context) error {
+	for {
+		pending := 0
+		for _, m := range c.Nodes {
+			if m.Registry().Len() < len(m.Host().Network().Peers()) {
+				pending++
+			}
+		}
+		if pending == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%d nodes still have unverified peers: %w", pending, ctx.Err())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// Close stops every node and removes the temporary data directory.
+func (c *Cluster) Close() error {
+	var wg sync.WaitGroup
+	for _, m := range c.Nodes {
+		if m != nil {
+			wg.Go(func() { m.Close() })
+		}
+	}
+	wg.Wait()
+	err := c.Net.Close()
+	if c.rmDir {
+		err = errors.Join(err, os.RemoveAll(c.dir))
+	}
+	return err
+}
+
+// Zones returns zone names z000, z001, ... for n zones.
+func Zones(n int) []string {
+	out := make([]string, n)
+	w := max(3, int(math.Ceil(math.Log10(float64(n+1)))))
+	for i := range out {
+		out[i] = fmt.Sprintf("z%0*d", w, i)
+	}
+	return out
+}
