@@ -100,6 +100,50 @@ func FuzzVerifyReference(f *testing.F) {
 	})
 }
 
+// FuzzParseQuarantine feeds arbitrary bytes to the quarantine announcement
+// decoder: it must never panic, must fail with one of the package's
+// sentinels, and whatever it decodes must be in canonical form (encoding
+// the decoded values again gives the input back). The enclosed evidence
+// goes through SubjectEvidence too.
+func FuzzParseQuarantine(f *testing.F) {
+	ev := signed(f, testMeasurement(), nil)
+	f.Add(announced(f, QuarantineFailed, ev))
+	f.Add(announced(f, QuarantineStale, signed(f, testMeasurement(), newSoftTPM(f))))
+	f.Add([]byte(`{"payload":"e30=","signature":""}`))
+	f.Add([]byte(`{}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		q, err := ParseQuarantine(data)
+		if err != nil && !isSentinel(err) {
+			t.Fatalf("error wraps no sentinel: %v", err)
+		}
+		if err == nil {
+			if !bytes.Equal(q.Raw, bytes.TrimSpace(data)) {
+				t.Fatal("Raw is not the input")
+			}
+			if _, err := q.SubjectEvidence(t0, time.Hour); err != nil && !isSentinel(err) {
+				t.Fatalf("evidence error wraps no sentinel: %v", err)
+			}
+		}
+
+		// The decoder alone, without the signature check.
+		q, payload, err := decodeQuarantine(data)
+		if err != nil {
+			return
+		}
+		again, err := q.payload()
+		if err != nil || !bytes.Equal(again, payload) {
+			t.Fatalf("payload not canonical:\n in %q\nout %q", payload, again)
+		}
+		env := quarantineEnvelope{Payload: b64.EncodeToString(payload), Signature: b64.EncodeToString(q.Signature)}
+		if out, _ := json.Marshal(env); !bytes.Equal(out, data) {
+			t.Fatalf("envelope not canonical:\n in %q\nout %q", data, out)
+		}
+		if err := q.validate(); err != nil {
+			t.Fatalf("decoded announcement does not validate: %v", err)
+		}
+	})
+}
+
 func isSentinel(err error) bool {
 	for _, s := range []error{ErrMalformed, ErrTooLarge, ErrBadSignature, ErrStale, ErrFuture, ErrUntrustedIssuer} {
 		if errors.Is(err, s) {
