@@ -1,10 +1,11 @@
 # ztmesh build, test and demo targets. Run `make help` for the list.
 
+SHELL   := /bin/bash
 GO      ?= go
 BIN     := bin
 GOFILES  = $(shell git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './bin/*')
 
-.PHONY: all build test test-unit test-full test-integration test-tpm vet fmt fmt-check bench fuzz demo demo-creds clean help
+.PHONY: all build test test-unit test-full test-integration test-tpm vet fmt fmt-check bench fuzz sim sim-quick demo demo-creds clean help
 
 all: build
 
@@ -13,7 +14,9 @@ help:
 	@echo "make test        vet, format check, unit tests (race detector on) and multi-process tests"
 	@echo "make test-unit   the fast in-process suite only (go test -race -short ./...)"
 	@echo "make test-tpm    attestation against the go-tpm-tools TPM simulator (installs libssl-dev)"
-	@echo "make bench       benchmarks, each next to its baseline in the same run"
+	@echo "make bench       benchmarks, each next to its baseline in the same run, then a ratio table"
+	@echo "make sim         the standard simulation set (~30 min): writes docs/RESULTS.md and docs/plots"
+	@echo "make sim-quick   the reduced set CI runs (attack table included): writes sim-out/"
 	@echo "make fuzz        run every fuzz target for FUZZTIME (default 20s) each"
 	@echo "make demo        a local mesh of ztmeshd daemons: verify, refuse, revoke"
 	@echo "make demo-creds  the credential walkthrough: issue, verify, revoke, reject"
@@ -52,8 +55,20 @@ test-tpm:
 	@dpkg -s libssl-dev >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq libssl-dev; }
 	CGO_ENABLED=1 $(GO) test -tags tpmsim -count=1 ./attest
 
+# Each benchmark prints its own figures; benchsum then sets each ztmesh
+# figure against its same-run baseline in one table.
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./...
+	@mkdir -p $(BIN); set -o pipefail; $(GO) test -run '^$$' -bench . -benchmem -count 1 -timeout 60m ./... | tee $(BIN)/bench.out
+	@$(GO) run ./internal/benchsum < $(BIN)/bench.out
+
+# The standard set of simulations (simulations/scenarios) at full size:
+# the report with its plots lands in docs/, committed as the latest results.
+SIMOUT ?= docs
+sim:
+	$(GO) run ./cmd/ztmesh sim run --out $(SIMOUT) simulations/scenarios
+
+sim-quick:
+	$(GO) run ./cmd/ztmesh sim run --quick --out sim-out simulations/scenarios
 
 FUZZTIME ?= 20s
 fuzz:

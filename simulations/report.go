@@ -70,15 +70,18 @@ type Series struct {
 	X, Y []float64
 }
 
+// PlotDir is the folder, beside the report, that holds its PNG plots.
+const PlotDir = "plots"
+
 // Write writes the report as Markdown to dir/name and its plots as PNGs
-// into dir.
+// into dir/plots.
 func (r *Report) Write(dir, name string) error {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Join(dir, PlotDir), 0o755); err != nil {
 		return err
 	}
 	for _, s := range r.Sections {
 		for _, p := range s.Plots {
-			if err := p.Save(filepath.Join(dir, p.File)); err != nil {
+			if err := p.Save(filepath.Join(dir, PlotDir, p.File)); err != nil {
 				return fmt.Errorf("plot %s: %w", p.File, err)
 			}
 		}
@@ -110,7 +113,7 @@ func (r *Report) Markdown(w io.Writer) error {
 			t.markdown(&b)
 		}
 		for _, p := range s.Plots {
-			fmt.Fprintf(&b, "![%s](%s)\n\n", p.Title, p.File)
+			fmt.Fprintf(&b, "![%s](%s/%s)\n\n", p.Title, PlotDir, p.File)
 		}
 		if len(s.Failures) > 0 {
 			b.WriteString("**Failed checks:**\n\n")

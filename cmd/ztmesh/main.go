@@ -1,7 +1,8 @@
 // Command ztmesh is the operator's tool for a ztmesh fleet: it creates node
 // identities, issues, inspects, verifies, revokes and installs credentials,
 // tests, signs and pushes policy, shows a running daemon's status and peers,
-// and publishes and subscribes on zone channels through it.
+// publishes and subscribes on zone channels through it, and runs the
+// simulations of the simulations package.
 //
 // Each subcommand is a function (args, stdout, stderr) error; only main
 // exits. Run `ztmesh help` for the list.
@@ -48,6 +49,7 @@ func commands() []command {
 		{"state del", "delete a key of a zone's shared state", stateDel},
 		{"state list", "print a zone's shared state", stateList},
 		{"state watch", "stream the changes of a zone's shared state", stateWatch},
+		{"sim run", "run simulation scenarios (many nodes in-process) and write a report", simRun},
 	}
 }
 

@@ -1,0 +1,100 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/ztmesh/ztmesh/simulations"
+)
+
+// simReportFile is the report's name inside --out.
+const simReportFile = "RESULTS.md"
+
+func simRun(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("sim run", "SCENARIO.yaml|DIR ...",
+		"Run simulations: many complete ztmesh nodes in this process on go-libp2p's\n"+
+			"mocknet (in-memory links with latency and bandwidth), each figure next to a\n"+
+			"plain go-libp2p-pubsub baseline run on the same links in the same run.\n"+
+			"A DIR stands for every *.yaml scenario in it (the standard set is\n"+
+			"simulations/scenarios). Progress goes to stderr; the Markdown report goes to\n"+
+			"OUT/"+simReportFile+" with PNG plots in OUT/plots. Exit status 1 when a\n"+
+			"scenario's checks failed (an attack accepted, say) or a scenario could not run.", stdout)
+	out := fs.String("out", "sim-out", "directory for the report and its plots")
+	quick := fs.Bool("quick", false, "run the reduced set (quick_nodes, quick_duration): what CI runs")
+	logFile := fs.String("log", "", "write every node's JSON logs to this file (large)")
+	commit := fs.String("commit", "", "commit recorded in the report (default: git rev-parse HEAD, if in a repository)")
+	timeout := fs.Duration("timeout", 60*time.Minute, "stop everything after this long")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) == 0 {
+		return fmt.Errorf("%w: sim run needs scenario files or directories, e.g. simulations/scenarios (see --help)", errUsage)
+	}
+	scenarios, err := simulations.LoadScenarios(pos)
+	if err != nil {
+		return err
+	}
+	var logger *slog.Logger
+	if *logFile != "" {
+		f, err := os.OpenFile(*logFile, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		logger = slog.New(slog.NewJSONHandler(f, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	}
+	if *commit == "" {
+		*commit = gitCommit()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
+	defer cancel()
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	report := simulations.Run(ctx, scenarios, simulations.Options{
+		Quick:    *quick,
+		Progress: stderr,
+		Logger:   logger,
+		Command:  "ztmesh sim run " + strings.Join(args, " "),
+		Commit:   *commit,
+	})
+	if err := report.Write(*out, simReportFile); err != nil {
+		return fmt.Errorf("write report: %w", err)
+	}
+	fmt.Fprintf(stdout, "report: %s\n", filepath.Join(*out, simReportFile))
+	if f := report.Failures(); len(f) > 0 {
+		for _, s := range f {
+			fmt.Fprintf(stderr, "FAILED %s\n", s)
+		}
+		return fmt.Errorf("%d simulation checks failed", len(f))
+	}
+	return ctx.Err()
+}
+
+// gitCommit names the checked-out commit, marked -dirty when the tree has
+// changes, or "unknown" outside a repository.
+func gitCommit() string {
+	rev, err := exec.Command("git", "rev-parse", "--short=12", "HEAD").Output()
+	if err != nil {
+		return "unknown"
+	}
+	c := strings.TrimSpace(string(rev))
+	if err := exec.Command("git", "diff", "--quiet", "HEAD").Run(); err != nil {
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			c += "-dirty"
+		}
+	}
+	return c
+}
