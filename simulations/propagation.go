@@ -1,0 +1,577 @@
+package simulations
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/network"
+
+	"github.com/ztmesh/ztmesh/attest"
+	"github.com/ztmesh/ztmesh/did"
+	"github.com/ztmesh/ztmesh/node"
+	"github.com/ztmesh/ztmesh/policy"
+)
+
+// The propagation scenario measures how long the mesh takes to enforce
+// what an operator pushes: a revocation list, a new policy bundle, and a
+// quarantine (reference values that a node's evidence fails). One cluster
+// per size carries all of them, in that order.
+
+func init() { register("propagation", runPropagation) }
+
+const (
+	// revocationGoal and policyGoal are the targets for the last
+	// node to enforce.
+	revocationGoal = time.Second
+	policyGoal     = 2 * time.Second
+	// propagationTimeout is how long a push may take before every node
+	// that has not enforced it is a failed check.
+	propagationTimeout = 20 * time.Second
+	// badBinary is the measured hash of the one node running unapproved
+	// software in the quarantine step.
+	// announceSettle is how long a new mesh gets for member announcements
+	// (three per node, 3 s apart) before the first push.
+	announceSettle = 8 * time.Second
+	badBinary      = "0bad0bad0bad0bad0bad0bad0bad0bad0bad0bad0bad0bad0bad0bad0bad0bad"
+)
+
+// Log messages the nodes write when they enforce something (node/*.go).
+// Timing them from the node's own log is exact and costs nothing while the
+// mesh runs; the state they describe is checked afterwards.
+const (
+	evRevocations = "revocation list applied"
+	evPolicy      = "policy bundle applied"
+	evReference   = "attestation reference values applied"
+	evAttestFail  = "attestation failed" // attribute did: the subject
+	evQuarantined = "peer quarantined"   // attribute did: the subject
+	evDropped     = "peer dropped"       // attribute peer: the peer ID
+)
+
+// eventLog records, per event and node index, when the node first logged it.
+type eventLog struct {
+	mu sync.Mutex
+	at map[string]map[int]time.Time
+}
+
+func newEventLog() *eventLog { return &eventLog{at: map[string]map[int]time.Time{}} }
+
+// key names an event about a subject ("" for none).
+func eventKey(msg, subject string) string { return msg + "|" + subject }
+
+func (l *eventLog) record(key string, i int, t time.Time) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	m := l.at[key]
+	if m == nil {
+		m = map[int]time.Time{}
+		l.at[key] = m
+	}
+	if _, ok := m[i]; !ok {
+		m[i] = t
+	}
+}
+
+// since returns, for each node in want, how long after t0 it logged key
+// (missing nodes are left out).
+func (l *eventLog) since(key string, t0 time.Time, want func(i int) bool) map[int]time.Duration {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := map[int]time.Duration{}
+	for i, t := range l.at[key] {
+		if want(i) {
+			out[i] = max(0, t.Sub(t0))
+		}
+	}
+	return out
+}
+
+// eventHandler is a node's slog handler: it records the enforcement events
+// of node idx and passes every record on to next, if any.
+type eventHandler struct {
+	idx  int
+	log  *eventLog
+	next slog.Handler
+}
+
+func (h *eventHandler) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= slog.LevelInfo || (h.next != nil && h.next.Enabled(ctx, l))
+}
+
+func (h *eventHandler) Handle(ctx context.Context, r slog.Record) error {
+	switch r.Message {
+	case evRevocations, evPolicy, evReference:
+		h.log.record(eventKey(r.Message, ""), h.idx, r.Time)
+	case evAttestFail, evQuarantined, evDropped:
+		attr := "did"
+		if r.Message == evDropped {
+			attr = "peer"
+		}
+		r.Attrs(func(a slog.Attr) bool {
+			if a.Key == attr {
+				h.log.record(eventKey(r.Message, a.Value.String()), h.idx, r.Time)
+				return false
+			}
+			return true
+		})
+	}
+	if h.next != nil && h.next.Enabled(ctx, r.Level) {
+		return h.next.Handle(ctx, r)
+	}
+	return nil
+}
+
+func (h *eventHandler) WithAttrs(as []slog.Attr) slog.Handler {
+	c := *h
+	if c.next != nil {
+		c.next = c.next.WithAttrs(as)
+	}
+	return &c
+}
+
+func (h *eventHandler) WithGroup(name string) slog.Handler {
+	c := *h
+	if c.next != nil {
+		c.next = c.next.WithGroup(name)
+	}
+	return &c
+}
+
+// push is one measured propagation at one size.
+type push struct {
+	what     string
+	goal     time.Duration // 0: none
+	times    []time.Duration
+	expected int
+	note     string
+}
+
+func (p *push) sorted() []time.Duration {
+	s := slices.Clone(p.times)
+	slices.Sort(s)
+	return s
+}
+
+func runPropagation(ctx context.Context, env *Env, sc *Scenario) ([]*Section, error) {
+	sec := &Section{Title: sc.Name}
+	if sc.Description != "" {
+		sec.Text = append(sec.Text, sc.Description)
+	}
+	sec.Text = append(sec.Text, fmt.Sprintf("Each size is one cluster (%d zones, degree %d, %d cross links per node, %s links). "+
+		"Node 0 publishes on the control topic, in turn: a revocation list revoking one node; a policy bundle (the default policy, signed as a new version); "+
+		"attestation reference values; then one node whose binary hash is not in them publishes its evidence. "+
+		"A node's enforcement time is when it logged applying the push (revocation list, bundle) or judging the evidence as failing, "+
+		"measured from the call that published it; the state itself (peer disconnected and refused, policy version, trust and quarantine) is checked afterwards at every node. "+
+		"The baseline is one plain GossipSub message of the same size reaching every node of the same topology, so the ratio is the cost of verifying and applying signed control content on the way. "+
+		"Any node that has not enforced a push within %s is a failed check.",
+		sc.Zones, sc.Degree, sc.Cross, time.Duration(sc.Link.Latency), propagationTimeout))
+	tbl := &Table{Header: []string{"nodes", "push", "enforced by", "p50", "p95", "max", "goal", "baseline max", "max / baseline"}}
+	var findings []string
+	for _, n := range sc.Sizes(env.Quick) {
+		pushes, base, err := propagateSize(ctx, env, sc, n, sec)
+		if err != nil {
+			return []*Section{sec}, fmt.Errorf("%d nodes: %w", n, err)
+		}
+		bs := slices.Clone(base)
+		slices.Sort(bs)
+		plot := &Plot{File: fmt.Sprintf("%s-%d-cdf.png", sc.Name, n), Title: fmt.Sprintf("Enforcement time, %d nodes", n),
+			XLabel: "ms after publishing", YLabel: "fraction of nodes enforcing"}
+		for _, p := range pushes {
+			s := p.sorted()
+			goal := "-"
+			if p.goal > 0 {
+				goal = "< " + p.goal.String()
+				max := time.Duration(0)
+				if len(s) > 0 {
+					max = s[len(s)-1]
+				}
+				met := len(s) == p.expected && max < p.goal
+				verdict := "met"
+				if !met {
+					verdict = "missed"
+				}
+				findings = append(findings, fmt.Sprintf("%d nodes, %s: goal %s %s (%d of %d nodes, p50 %s, max %s).",
+					n, p.what, goal, verdict, len(s), p.expected, round(Percentile(s, 0.5)), round(max)))
+			}
+			tbl.Add(n, p.what, fmt.Sprintf("%d / %d", len(s), p.expected), round(Percentile(s, 0.5)), round(Percentile(s, 0.95)),
+				round(Percentile(s, 1)), goal, round(Percentile(bs, 1)), Ratio(float64(Percentile(s, 1)), float64(Percentile(bs, 1))))
+			if p.note != "" {
+				findings = append(findings, fmt.Sprintf("%d nodes, %s: %s", n, p.what, p.note))
+			}
+			plot.Series = append(plot.Series, CDF(p.what, s, 200))
+		}
+		tbl.Add(n, "baseline: one plain GossipSub message", fmt.Sprintf("%d / %d", len(bs), n-1), round(Percentile(bs, 0.5)),
+			round(Percentile(bs, 0.95)), round(Percentile(bs, 1)), "-", round(Percentile(bs, 1)), 1.0)
+		plot.Series = append(plot.Series, CDF("baseline: plain GossipSub message", bs, 200))
+		sec.Plots = append(sec.Plots, plot)
+	}
+	sec.Tables = append(sec.Tables, tbl)
+	sec.Text = append(sec.Text, findings...)
+	return []*Section{sec}, nil
+}
+
+func round(d time.Duration) time.Duration {
+	switch {
+	case d >= 10*time.Second:
+		return d.Round(100 * time.Millisecond)
+	case d >= 100*time.Millisecond:
+		return d.Round(time.Millisecond)
+	default:
+		return d.Round(100 * time.Microsecond)
+	}
+}
+
+// propagateSize runs the four pushes on one cluster of n nodes, and the
+// baseline on the same topology. Failed checks go into sec.
+func propagateSize(ctx context.Context, env *Env, sc *Scenario, n int, sec *Section) ([]*push, []time.Duration, error) {
+	if n < 4 {
+		return nil, nil, fmt.Errorf("propagation needs at least 4 nodes")
+	}
+	const publisher, witness = 0, 1 // witness: an approved node that attests too
+	victim, bad := n-2, n-1
+	events := newEventLog()
+	var next slog.Handler
+	if env.Logger != nil {
+		next = env.Logger.Handler()
+	}
+	var goodHash string
+	var hashMu sync.Mutex
+	specs := sc.Specs(n)
+	env.Printf("propagation: starting %d nodes", n)
+	t0 := time.Now()
+	c, err := NewCluster(ctx, ClusterConfig{
+		Nodes: specs, Link: sc.Link.Link(),
+		Configure: func(i int, _ *node.Config, o *node.Options) {
+			o.Logger = slog.New(&eventHandler{idx: i, log: events, next: next})
+			hashMu.Lock()
+			if i == bad {
+				o.BinarySHA256 = badBinary
+			} else {
+				goodHash = o.BinarySHA256
+			}
+			hashMu.Unlock()
+		},
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	defer c.Close()
+	env.Printf("propagation: %d nodes started in %s; wiring", n, time.Since(t0).Round(time.Second))
+	t0 = time.Now()
+	if err := c.Wire(ctx, sc.Degree, sc.Cross, sc.Seed); err != nil {
+		return nil, nil, err
+	}
+	wctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+	err = c.AwaitVerified(wctx)
+	cancel()
+	if err != nil {
+		return nil, nil, err
+	}
+	env.Printf("propagation: wired and verified in %s; waiting for the member announcements to settle", time.Since(t0).Round(time.Second))
+	// A node announces itself three times, 3 s apart, once it has a peer.
+	time.Sleep(announceSettle)
+	settle(ctx, 3*time.Second, 60*time.Second)
+
+	all := func(except ...int) func(int) bool {
+		return func(i int) bool { return !slices.Contains(except, i) }
+	}
+	count := func(want func(int) bool) int {
+		k := 0
+		for i := range n {
+			if want(i) {
+				k++
+			}
+		}
+		return k
+	}
+	// await waits until every wanted node has logged key, or the timeout.
+	await := func(key string, start time.Time, want func(int) bool) map[int]time.Duration {
+		deadline := time.Now().Add(propagationTimeout)
+		for {
+			got := events.since(key, start, want)
+			if len(got) == count(want) || time.Now().After(deadline) || ctx.Err() != nil {
+				return got
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	missing := func(what string, got map[int]time.Duration, want func(int) bool) {
+		var miss []int
+		for i := range n {
+			if _, ok := got[i]; want(i) && !ok {
+				miss = append(miss, i)
+			}
+		}
+		if len(miss) > 0 {
+			sec.Failures = append(sec.Failures, fmt.Sprintf("%d nodes: %d nodes did not enforce the %s within %s (nodes %s)",
+				n, len(miss), what, propagationTimeout, short(miss)))
+		}
+	}
+	values := func(m map[int]time.Duration) []time.Duration {
+		out := make([]time.Duration, 0, len(m))
+		for _, d := range m {
+			out = append(out, d)
+		}
+		return out
+	}
+	var pushes []*push
+	pub := c.Nodes[publisher]
+
+	// (a) Revocation of the victim's DID.
+	vm := c.Nodes[victim]
+	knew := count(func(i int) bool {
+		if i == victim {
+			return false
+		}
+		_, ok := c.Nodes[i].Member(vm.Host().ID())
+		return ok
+	})
+	list, err := did.SignRevocationList(c.Issuer, &did.RevocationList{Version: 1, Subjects: []did.DID{vm.DID()}}, time.Now())
+	if err != nil {
+		return nil, nil, err
+	}
+	env.Printf("propagation: %d nodes: revoking node %d (known to %d nodes as a member)", n, victim, knew)
+	start := time.Now()
+	if err := pub.Mesh().PublishRevocations(ctx, []byte(list)); err != nil {
+		return nil, nil, fmt.Errorf("publish revocations: %w", err)
+	}
+	want := all(victim)
+	got := await(eventKey(evRevocations, ""), start, want)
+	missing("revocation", got, want)
+	rev := &push{what: "revocation", goal: revocationGoal, times: values(got), expected: count(want)}
+	// The victim's neighbours: when they cut it off.
+	neigh := 0
+	var dropped []time.Duration
+	for i, d := range events.since(eventKey(evDropped, vm.Host().ID().String()), start, want) {
+		_ = i
+		neigh++
+		dropped = append(dropped, d)
+	}
+	slices.Sort(dropped)
+	time.Sleep(200 * time.Millisecond) // a drop closes connections just after the log line
+	var still []int
+	for i, m := range c.Nodes {
+		if i == victim {
+			continue
+		}
+		_, verified := m.Registry().Get(vm.Host().ID())
+		_, member := m.Member(vm.Host().ID())
+		if verified || member || m.Host().Network().Connectedness(vm.Host().ID()) == network.Connected {
+			still = append(still, i)
+		}
+	}
+	if len(still) > 0 {
+		sec.Failures = append(sec.Failures, fmt.Sprintf("%d nodes: %d nodes still accept, verify or stay connected to the revoked node (nodes %s)", n, len(still), short(still)))
+	}
+	rev.note = fmt.Sprintf("%d nodes knew the revoked node as a member before; its %d direct neighbours disconnected it after p50 %s, max %s; afterwards %d nodes still accepted it.",
+		knew, neigh, round(Percentile(dropped, 0.5)), round(Percentile(dropped, 1)), len(still))
+	pushes = append(pushes, rev)
+
+	// (b) A new policy bundle: the default policy, signed as version 2.
+	const bundleVersion = 2
+	bundle, err := policy.SignBundle(c.Issuer, policy.DefaultModules(), bundleVersion, time.Now())
+	if err != nil {
+		return nil, nil, err
+	}
+	env.Printf("propagation: %d nodes: publishing policy bundle version %d", n, bundleVersion)
+	settle(ctx, 500*time.Millisecond, 10*time.Second)
+	start = time.Now()
+	if err := pub.Mesh().PublishPolicyBundle(ctx, bundle); err != nil {
+		return nil, nil, fmt.Errorf("publish policy bundle: %w", err)
+	}
+	got = await(eventKey(evPolicy, ""), start, want)
+	missing("policy bundle", got, want)
+	var stale []int
+	for i, m := range c.Nodes {
+		if want(i) && m.Policy().Version() != bundleVersion {
+			stale = append(stale, i)
+		}
+	}
+	if len(stale) > 0 {
+		sec.Failures = append(sec.Failures, fmt.Sprintf("%d nodes: %d nodes do not run policy version %d (nodes %s)", n, len(stale), bundleVersion, short(stale)))
+	}
+	pushes = append(pushes, &push{what: "policy bundle", goal: policyGoal, times: values(got), expected: count(want)})
+
+	// (c) Reference values approving every node's binary but one.
+	ref, err := attest.SignReference(c.Issuer, &attest.Reference{Version: 1, AllowedBinaries: []string{goodHash}}, time.Now())
+	if err != nil {
+		return nil, nil, err
+	}
+	env.Printf("propagation: %d nodes: publishing attestation reference values", n)
+	settle(ctx, 500*time.Millisecond, 10*time.Second)
+	start = time.Now()
+	if err := pub.Mesh().PublishReference(ctx, ref); err != nil {
+		return nil, nil, fmt.Errorf("publish reference values: %w", err)
+	}
+	got = await(eventKey(evReference, ""), start, want)
+	missing("reference values", got, want)
+	pushes = append(pushes, &push{what: "reference values", times: values(got), expected: count(want)})
+
+	// The unapproved node (and, as a control, an approved one) publish
+	// their evidence.
+	bm := c.Nodes[bad]
+	env.Printf("propagation: %d nodes: node %d publishes evidence of an unapproved binary", n, bad)
+	settle(ctx, 500*time.Millisecond, 10*time.Second)
+	start = time.Now()
+	if err := bm.Attest(ctx); err != nil {
+		return nil, nil, fmt.Errorf("attest: %w", err)
+	}
+	if err := c.Nodes[witness].Attest(ctx); err != nil {
+		return nil, nil, fmt.Errorf("attest: %w", err)
+	}
+	wantQ := all(victim, bad)
+	got = await(eventKey(evAttestFail, bm.DID().String()), start, wantQ)
+	missing("quarantine (evidence judged failing)", got, wantQ)
+	q := &push{what: "quarantine", times: values(got), expected: count(wantQ)}
+	time.Sleep(1500 * time.Millisecond) // reassessment runs every second
+	flagged := events.since(eventKey(evQuarantined, bm.DID().String()), start, wantQ)
+	var flagTimes []time.Duration
+	neighbours, flaggedNeighbours, refused := 0, 0, 0
+	var trusting, falsePos []int
+	for i, m := range c.Nodes {
+		if !wantQ(i) {
+			continue
+		}
+		if _, ok := m.Registry().Get(bm.Host().ID()); ok {
+			neighbours++
+			if d, ok := flagged[i]; ok {
+				flaggedNeighbours++
+				flagTimes = append(flagTimes, d)
+			}
+		}
+		mem, ok := m.Member(bm.Host().ID())
+		switch {
+		case !ok, mem.Quarantined, mem.TrustScore < node.QuarantineBelow:
+			refused++
+		default:
+			trusting = append(trusting, i)
+		}
+		if i != witness {
+			if w, ok := m.Member(c.Nodes[witness].Host().ID()); ok && w.Quarantined {
+				falsePos = append(falsePos, i)
+			}
+		}
+	}
+	slices.Sort(flagTimes)
+	if len(trusting) > 0 {
+		sec.Failures = append(sec.Failures, fmt.Sprintf("%d nodes: %d nodes still trust the node with the unapproved binary (nodes %s)", n, len(trusting), short(trusting)))
+	}
+	if neighbours > flaggedNeighbours {
+		sec.Failures = append(sec.Failures, fmt.Sprintf("%d nodes: %d of its %d direct neighbours did not quarantine the node with the unapproved binary", n, neighbours-flaggedNeighbours, neighbours))
+	}
+	if len(falsePos) > 0 {
+		sec.Failures = append(sec.Failures, fmt.Sprintf("%d nodes: %d nodes quarantined the approved node whose evidence passes (nodes %s)", n, len(falsePos), short(falsePos)))
+	}
+	q.note = fmt.Sprintf("every node judges the evidence when it arrives and gives the node trust 0 (its messages are refused as unauthorized); "+
+		"its %d direct neighbours also set the quarantine flag (no traffic or keys to or from it), after p50 %s, max %s. "+
+		"Others set the flag when it connects to them. Afterwards %d of %d nodes refused it; the approved node that attested alongside was quarantined by %d.",
+		neighbours, round(Percentile(flagTimes, 0.5)), round(Percentile(flagTimes, 1)), refused, count(wantQ), len(falsePos))
+	pushes = append(pushes, q)
+	if err := c.Close(); err != nil {
+		env.Printf("propagation: close: %v", err)
+	}
+
+	// Baseline: one plain GossipSub message of the size of the revocation
+	// control message, from node 0 to every node of the same topology.
+	env.Printf("propagation: %d nodes: baseline", n)
+	base, err := baselineFlood(ctx, sc, specs, len(list)+64)
+	if err != nil {
+		return nil, nil, fmt.Errorf("baseline: %w", err)
+	}
+	if len(base) < n-1 {
+		sec.Failures = append(sec.Failures, fmt.Sprintf("%d nodes: baseline message reached only %d of %d nodes", n, len(base), n-1))
+	}
+	return pushes, base, nil
+}
+
+// baselineFlood publishes one message of size bytes from node 0 of a plain
+// GossipSub network and returns when each other node received it.
+func baselineFlood(ctx context.Context, sc *Scenario, specs []NodeSpec, size int) ([]time.Duration, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	b, err := NewBaseline(ctx, specs, sc.Link.Link(), sc.Degree, sc.Cross, sc.Seed)
+	if err != nil {
+		return nil, err
+	}
+	defer b.Close()
+	const topic = "control"
+	var (
+		mu    sync.Mutex
+		times []time.Duration
+		start time.Time
+		wg    sync.WaitGroup
+	)
+	for i := range b.Hosts {
+		t, err := b.Topic(i, topic)
+		if err != nil {
+			return nil, err
+		}
+		s, err := t.Subscribe()
+		if err != nil {
+			return nil, err
+		}
+		if i == 0 {
+			continue
+		}
+		wg.Go(func() {
+			defer s.Cancel()
+			if _, err := s.Next(ctx); err == nil {
+				now := time.Now()
+				mu.Lock()
+				times = append(times, now.Sub(start))
+				mu.Unlock()
+			}
+		})
+	}
+	// Meshes form at GossipSub's heartbeats (every second).
+	for i, h := range b.Hosts {
+		deadline := time.Now().Add(10 * time.Second)
+		for len(b.Subs[i].ListPeers(topic)) == 0 && len(h.Network().Peers()) > 0 && time.Now().Before(deadline) {
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	time.Sleep(2 * time.Second)
+	t, _ := b.Topic(0, topic)
+	mu.Lock()
+	start = time.Now()
+	mu.Unlock()
+	if err := t.Publish(ctx, make([]byte, size)); err != nil {
+		return nil, err
+	}
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(propagationTimeout):
+	}
+	cancel()
+	<-done
+	mu.Lock()
+	defer mu.Unlock()
+	return slices.Clone(times), nil
+}
+
+// settle waits until the process has used less than a fifth of a core for
+// quiet, or at most limit: measurements start on an idle mesh.
+func settle(ctx context.Context, quiet, limit time.Duration) {
+	deadline := time.Now().Add(limit)
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		u0 := ReadUsage()
+		time.Sleep(quiet)
+		if ReadUsage().CoresSince(u0) < 0.2 {
+			return
+		}
+	}
+}
+
+// short lists a few node indices.
+func short(idx []int) string {
+	slices.Sort(idx)
+	if len(idx) > 10 {
+		return fmt.Sprint(idx[:10]) + fmt.Sprintf(" and %d more", len(idx)-10)
+	}
+	return fmt.Sprint(idx)
+}

@@ -1,0 +1,89 @@
+package simulations
+
+import (
+	"context"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestPropagationScenario runs the propagation kind on 12 nodes: every
+// node must enforce every push, and the table must carry a row for each.
+func TestPropagationScenario(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts 12 nodes for about 20 s")
+	}
+	sc, err := ParseScenario([]byte("name: prop\nkind: propagation\nnodes: [12]\nzones: 2\ndegree: 3\ncross: 1\nlink: {latency: 5ms}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	secs, err := runPropagation(ctx, &Env{Progress: testWriter{t}}, sc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var md strings.Builder
+	if err := (&Report{Sections: secs}).Markdown(&md); err != nil {
+		t.Fatal(err)
+	}
+	t.Log(md.String())
+	for _, s := range secs {
+		for _, f := range s.Failures {
+			t.Error(f)
+		}
+	}
+	rows := secs[0].Tables[0].Rows
+	for _, what := range []string{"revocation", "policy bundle", "reference values", "quarantine"} {
+		found := false
+		for _, r := range rows {
+			if r[1] == what {
+				found = true
+				if r[2] != "11 / 11" && !(what == "quarantine" && r[2] == "10 / 10") {
+					t.Errorf("%s enforced by %s", what, r[2])
+				}
+			}
+		}
+		if !found {
+			t.Errorf("no row for %s", what)
+		}
+	}
+}
+
+// testWriter sends progress lines to the test log.
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
+}
+
+// TestScenarioFileProbe runs ZTMESH_SIM_FILE (a scenario file of the
+// propagation, churn or hardening kind) with its quick settings, or with
+// ZTMESH_SIM_NODES nodes, and logs the report: for sizing runs by hand.
+func TestScenarioFileProbe(t *testing.T) {
+	path := os.Getenv("ZTMESH_SIM_FILE")
+	if path == "" {
+		t.Skip("set ZTMESH_SIM_FILE=scenarios/NAME.yaml")
+	}
+	sc, err := LoadScenario(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := strconv.Atoi(os.Getenv("ZTMESH_SIM_NODES")); n > 0 {
+		sc.QuickNodes = []int{n}
+	}
+	start := time.Now()
+	r := Run(context.Background(), []*Scenario{sc}, Options{Quick: true, Progress: testWriter{t}})
+	t.Logf("took %s", time.Since(start))
+	var md strings.Builder
+	r.Markdown(&md)
+	t.Log(md.String())
+	if dir := os.Getenv("ZTMESH_SIM_OUT"); dir != "" {
+		if err := r.Write(dir, "report.md"); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
