@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
+	"math/rand/v2"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -28,8 +29,13 @@ import (
 // handshake).
 
 const (
-	maxAnnouncement  = 32 << 10
-	announceInterval = 2 * time.Minute
+	maxAnnouncement = 32 << 10
+	// announceInterval is how often a node repeats its announcement. Every
+	// announcement reaches every node of the mesh, so a mesh of N nodes
+	// carries N/announceInterval of them per second; new peers learn the
+	// directory on connecting (sync) and renewals announce at once, so the
+	// repeat only refreshes what a partition may have lost.
+	announceInterval = 15 * time.Minute
 )
 
 type announcement struct {
@@ -42,7 +48,6 @@ type announcement struct {
 type dirEntry struct {
 	cred *did.Credential
 	kp   *pubsub.KeyPackage
-	raw  []byte
 }
 
 // announcementToken is this node's own announcement.
@@ -100,7 +105,7 @@ func (n *Node) ApplyMember(token []byte) (bool, error) {
 	old, had := n.directory[p]
 	same := had && old.cred.ID == cred.ID && bytes.Equal(old.kp.Public, kp.Public)
 	if !same {
-		n.directory[p] = dirEntry{cred: cred, kp: kp, raw: append([]byte(nil), token...)}
+		n.directory[p] = dirEntry{cred: cred, kp: kp}
 	}
 	// The hashes are only a cache of verified tokens: bound them by the
 	// directory's size (a peer's announcement varies with its addresses).
@@ -141,21 +146,33 @@ func (n *Node) directoryMember(p peer.ID) (dirEntry, bool) {
 // for a new peer's sync: those it holds, and ones it makes for its verified
 // peers from what they presented in the handshake (an announcement
 // authenticates itself, so anyone may assemble and relay it).
+//
+// Tokens are made when asked rather than kept as received: a node holds an
+// entry for every member of the mesh, and the raw announcement would double
+// what each costs.
 func (n *Node) directoryTokens() [][]byte {
+	type member struct {
+		id   peer.ID
+		cred *did.Credential
+		kp   *pubsub.KeyPackage
+	}
 	n.dirMu.Lock()
-	out := make([][]byte, 0, len(n.directory)+n.registry.Len())
+	members := make([]member, 0, len(n.directory)+n.registry.Len())
 	held := make(map[peer.ID]bool, len(n.directory))
 	for p, e := range n.directory {
-		out = append(out, e.raw)
+		members = append(members, member{p, e.cred, e.kp})
 		held[p] = true
 	}
 	n.dirMu.Unlock()
 	for _, p := range n.registry.List() {
-		if held[p.ID] || p.KeyPackage == nil {
-			continue
+		if !held[p.ID] && p.KeyPackage != nil {
+			members = append(members, member{p.ID, p.Credential, p.KeyPackage})
 		}
-		tok, err := json.Marshal(announcement{V: 1, Credential: p.Credential.Raw, KeyPackage: p.KeyPackage.Marshal(),
-			Addrs: multiaddrStrings(n.host.Peerstore().Addrs(p.ID))})
+	}
+	out := make([][]byte, 0, len(members))
+	for _, m := range members {
+		tok, err := json.Marshal(announcement{V: 1, Credential: m.cred.Raw, KeyPackage: m.kp.Marshal(),
+			Addrs: multiaddrStrings(n.host.Peerstore().Addrs(m.id))})
 		if err == nil {
 			out = append(out, tok)
 		}
@@ -163,14 +180,15 @@ func (n *Node) directoryTokens() [][]byte {
 	return out
 }
 
-// announceLoop announces this node once it has a peer: three times a few
-// seconds apart (the first may go out before GossipSub has a mesh for the
-// control topic), then every announceInterval. Announce is also called on
+// announceLoop announces this node once it has a peer: twice, 5 s apart
+// (the first may go out before GossipSub has a mesh for the control topic),
+// then every announceInterval, jittered by up to a fifth so that nodes
+// started together do not announce together. Announce is also called on
 // renewal.
 func (n *Node) announceLoop(ctx context.Context) {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
-	var last time.Time
+	var next time.Time // zero: announce as soon as there is a peer
 	sent := 0
 	for {
 		select {
@@ -178,17 +196,18 @@ func (n *Node) announceLoop(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		every := announceInterval
-		if sent < 3 {
-			every = 3 * time.Second
-		}
-		if n.registry.Len() == 0 || time.Since(last) < every {
+		if n.registry.Len() == 0 || time.Now().Before(next) {
 			continue
 		}
-		if err := n.Announce(ctx); err == nil {
-			last = time.Now()
-			sent++
+		if err := n.Announce(ctx); err != nil {
+			continue
 		}
+		sent++
+		wait := 5 * time.Second
+		if sent >= 2 {
+			wait = announceInterval - rand.N(announceInterval/5)
+		}
+		next = time.Now().Add(wait)
 	}
 }
 

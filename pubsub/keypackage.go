@@ -87,11 +87,13 @@ func ParseKeyPackage(data []byte, holder did.DID, now time.Time) (*KeyPackage, e
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrKeyPackage, err)
 	}
-	pub, err := kem.NewPublicKey(j.Public)
-	if err != nil {
+	if _, err := kem.NewPublicKey(j.Public); err != nil {
 		return nil, fmt.Errorf("%w: public key: %v", ErrKeyPackage, err)
 	}
-	kp := &KeyPackage{DID: d, Suite: j.Suite, Public: j.Public, Expires: time.Unix(j.Expires, 0), Signature: j.Signature, public: pub}
+	// The parsed key is not kept: an expanded ML-KEM-768 key is ~4 KB, a
+	// node holds the key package of every member it knows, and it needs the
+	// key only when it seals a sender key for that member (publicKey).
+	kp := &KeyPackage{DID: d, Suite: j.Suite, Public: j.Public, Expires: time.Unix(j.Expires, 0), Signature: j.Signature}
 	if !now.Before(kp.Expires) {
 		return nil, fmt.Errorf("%w: expired at %s", ErrKeyPackage, kp.Expires.UTC().Format(time.RFC3339))
 	}
@@ -102,6 +104,19 @@ func ParseKeyPackage(data []byte, holder did.DID, now time.Time) (*KeyPackage, e
 }
 
 // keyMaterial is a node's own HPKE private key and its signed key package.
+// publicKey returns the HPKE public key, parsing it again if it was not
+// kept. Public was checked to parse when the package was.
+func (kp *KeyPackage) publicKey() (hpke.PublicKey, error) {
+	if kp.public != nil {
+		return kp.public, nil
+	}
+	kem, err := kemFor(kp.Suite)
+	if err != nil {
+		return nil, err
+	}
+	return kem.NewPublicKey(kp.Public)
+}
+
 type keyMaterial struct {
 	priv hpke.PrivateKey
 	pkg  *KeyPackage

@@ -135,7 +135,11 @@ func senderKeyInfo(topic string, origin, recipient peer.ID, id KeyID) []byte {
 // (HKDF-SHA256, AES-256-GCM; one-shot, so HPKE picks a fresh encapsulation
 // for every call and nonce reuse cannot arise).
 func sealSenderKey(k *senderKey, origin, recipient peer.ID, kp *KeyPackage) ([]byte, error) {
-	return hpke.Seal(kp.public, hpke.HKDFSHA256(), hpke.AES256GCM(), senderKeyInfo(k.topic, origin, recipient, k.id), k.raw)
+	pub, err := kp.publicKey()
+	if err != nil {
+		return nil, err
+	}
+	return hpke.Seal(pub, hpke.HKDFSHA256(), hpke.AES256GCM(), senderKeyInfo(k.topic, origin, recipient, k.id), k.raw)
 }
 
 var errOpenKey = errors.New("sealed sender key does not open")
