@@ -9,10 +9,10 @@ import (
 	"time"
 )
 
-// testWriter sends progress lines to the test log.
-type testWriter struct{ t *testing.T }
+// fleetLog sends progress lines to the test log.
+type fleetLog struct{ t *testing.T }
 
-func (w testWriter) Write(p []byte) (int, error) { w.t.Log(string(p)); return len(p), nil }
+func (w fleetLog) Write(p []byte) (int, error) { w.t.Log(string(p)); return len(p), nil }
 
 // TestFleetDelivers runs the fleet kind on 12 nodes in 3 zones and checks
 // that ztmesh and the baseline deliver nearly every map, that latency is
@@ -39,7 +39,7 @@ duration: 3s
 	sc.Name = "fleet-test"
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	pairs, err := fleetSweep(ctx, &Env{Progress: testWriter{t}}, sc)
+	pairs, err := fleetSweep(ctx, &Env{Progress: fleetLog{t}}, sc)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -110,7 +110,7 @@ func TestFleetProbe(t *testing.T) {
 		}
 	}
 	start := time.Now()
-	pairs, err := fleetSweep(context.Background(), &Env{Progress: testWriter{t}}, sc)
+	pairs, err := fleetSweep(context.Background(), &Env{Progress: fleetLog{t}}, sc)
 	if err != nil {
 		t.Fatal(err)
 	}
