@@ -284,3 +284,15 @@ func Inspect(token []byte) (*Credential, error) {
 	}
 	return &d.cred, nil
 }
+
+// Subject returns the subject a credential names, WITHOUT verifying it: the
+// cheap first step of a receiver that must know whose credential it holds
+// (to look it up, or to verify it with VerifyHolder). It parses only the
+// JWS and its registered claims, not the embedded VC.
+func Subject(token []byte) (DID, error) {
+	d, err := decodeJWT(token)
+	if err != nil {
+		return DID{}, err
+	}
+	return d.cred.Subject, nil
+}

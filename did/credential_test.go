@@ -313,6 +313,13 @@ func TestInspectDoesNotVerify(t *testing.T) {
 	if c.Subject != f.holder.DID() {
 		t.Fatal("inspect decoded the wrong subject")
 	}
+	sub, err := Subject([]byte(forged))
+	if err != nil || sub != f.holder.DID() {
+		t.Fatalf("Subject = %v, %v; want %s", sub, err, f.holder.DID())
+	}
+	if _, err := Subject([]byte("eyJhbGciOiJFZERTQSJ9.e30.")); err == nil {
+		t.Fatal("Subject of a token without claims")
+	}
 }
 
 func FuzzVerifyCredential(f *testing.F) {
@@ -333,6 +340,9 @@ func FuzzVerifyCredential(f *testing.F) {
 		}
 		if _, err := Inspect(tok); err != nil {
 			t.Fatalf("verified but cannot be inspected: %v", err)
+		}
+		if sub, err := Subject(tok); err != nil || sub != c.Subject {
+			t.Fatalf("verified subject %s, Subject says %v, %v", c.Subject, sub, err)
 		}
 	})
 }

@@ -61,6 +61,15 @@ func (n *Node) ApplyMember(token []byte) (bool, error) {
 	if len(token) > maxAnnouncement {
 		return false, fmt.Errorf("member announcement of %d bytes", len(token))
 	}
+	// Most copies are byte for byte one already verified: skip even the
+	// decoding for them.
+	raw := sha256.Sum256(token)
+	n.dirMu.Lock()
+	seen := n.dirSeen[raw]
+	n.dirMu.Unlock()
+	if seen {
+		return false, fmt.Errorf("%w: announcement already held", pubsub.ErrStale)
+	}
 	var a announcement
 	if err := wire.DecodeStrict(token, &a); err != nil || a.V != 1 {
 		return false, fmt.Errorf("malformed member announcement: %v", err)
@@ -75,18 +84,29 @@ func (n *Node) ApplyMember(token []byte) (bool, error) {
 	h.Write(a.KeyPackage)
 	var sum [32]byte
 	h.Sum(sum[:0])
+	// Claim the hash before verifying, so that the copies arriving at once
+	// from several new peers are verified once; a failure releases it.
 	n.dirMu.Lock()
-	seen := n.dirSeen[sum]
+	seen = n.dirSeen[sum]
+	n.dirSeen[sum] = true
 	n.dirMu.Unlock()
 	if seen {
 		return false, fmt.Errorf("%w: announcement already held", pubsub.ErrStale)
 	}
-	c, err := did.Inspect([]byte(a.Credential))
+	ok := false
+	defer func() {
+		if !ok {
+			n.dirMu.Lock()
+			delete(n.dirSeen, sum)
+			n.dirMu.Unlock()
+		}
+	}()
+	holder, err := did.Subject([]byte(a.Credential))
 	if err != nil {
 		return false, err
 	}
-	holder := c.Subject
 	if holder == n.id.DID() {
+		ok = true
 		return false, fmt.Errorf("%w: our own announcement", pubsub.ErrStale)
 	}
 	cred, err := n.verifier.VerifyHolder([]byte(a.Credential), holder, n.now())
@@ -108,12 +128,14 @@ func (n *Node) ApplyMember(token []byte) (bool, error) {
 		n.directory[p] = dirEntry{cred: cred, kp: kp}
 	}
 	// The hashes are only a cache of verified tokens: bound them by the
-	// directory's size (a peer's announcement varies with its addresses).
-	if len(n.dirSeen) > 4*len(n.directory)+64 {
+	// directory's size (a renewal makes a new one).
+	if len(n.dirSeen) > 8*len(n.directory)+64 {
 		clear(n.dirSeen)
+		n.dirSeen[sum] = true
 	}
-	n.dirSeen[sum] = true
+	n.dirSeen[raw] = true
 	n.dirMu.Unlock()
+	ok = true
 	if same {
 		return false, fmt.Errorf("%w: announcement of %s already held", pubsub.ErrStale, holder)
 	}

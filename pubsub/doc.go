@@ -31,9 +31,15 @@
 // member whose policy allows publishing on the topic, its time is within
 // the allowed skew, its ciphertext opens under the origin's key, and its
 // sequence number was not seen before under that key (a sliding window that
-// outlives GossipSub's seen-cache). Forged, unauthorized, tampered, stale
-// and replayed messages are Rejected, so GossipSub's scoring counts them
-// against the forwarder; a message whose key cannot be had is Ignored.
+// outlives GossipSub's seen-cache), and its origin is within its rate
+// limit on the topic (a token bucket per origin and topic, see RateLimit).
+// Forged, tampered, stale and replayed messages are Rejected, so
+// GossipSub's scoring counts them against the forwarder; so are messages of
+// an origin the node has quarantined or whose publishing the policy refuses,
+// when the origin sent them itself (forwarded, they are Ignored: the
+// verdict rests on this node's own view of the origin). A message whose key
+// cannot be had, or over its origin's rate limit, is Ignored;
+// Stats.RateLimited counts the latter per origin.
 //
 // # Control
 //

@@ -78,6 +78,7 @@ type tnet struct {
 	issuer *did.Identity
 	ver    *did.Verifier
 	nodes  []*tnode
+	config func(*Config) // adjusts the Config of the next nodes added
 }
 
 func newNet(t *testing.T, seenTTL time.Duration, zones ...[]string) *tnet {
@@ -119,10 +120,14 @@ func (n *tnet) add(zones []string, seenTTL time.Duration) *tnode {
 		t.Fatal(err)
 	}
 	members := &testMembers{m: map[peer.ID]Member{}}
-	mesh, err := New(context.Background(), h, Config{
+	cfg := Config{
 		Mesh: "fleet", Identity: id, Credential: func() *did.Credential { return cred }, Policy: pol,
 		Members: members, Control: &testControl{ver: n.ver, pol: pol}, SeenTTL: seenTTL, Suite: SuiteX25519,
-	})
+	}
+	if n.config != nil {
+		n.config(&cfg)
+	}
+	mesh, err := New(context.Background(), h, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -135,18 +140,28 @@ func (n *tnet) add(zones []string, seenTTL time.Duration) *tnode {
 // link connects two nodes and makes each a verified member of the other.
 func (n *tnet) link(a, b *tnode) {
 	n.t.Helper()
-	for _, pair := range [][2]*tnode{{a, b}, {b, a}} {
-		kp, err := ParseKeyPackage(pair[1].mesh.KeyPackage(), pair[1].id.DID(), time.Now())
-		if err != nil {
-			n.t.Fatal(err)
-		}
-		pair[0].members.set(pair[1].h.ID(), Member{Credential: pair[1].cred, KeyPackage: kp, TrustScore: pair[1].cred.Claims.TrustScore})
-	}
+	n.know(a, b, nil)
+	n.know(b, a, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := a.h.Connect(ctx, peer.AddrInfo{ID: b.h.ID(), Addrs: b.h.Addrs()}); err != nil {
 		n.t.Fatal(err)
 	}
+}
+
+// know makes b a verified member of a, without connecting them (as if a
+// had its announcement); edit, if set, adjusts a's view of b.
+func (n *tnet) know(a, b *tnode, edit func(*Member)) {
+	n.t.Helper()
+	kp, err := ParseKeyPackage(b.mesh.KeyPackage(), b.id.DID(), time.Now())
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	m := Member{Credential: b.cred, KeyPackage: kp, TrustScore: b.cred.Claims.TrustScore}
+	if edit != nil {
+		edit(&m)
+	}
+	a.members.set(b.h.ID(), m)
 }
 
 // waitMesh waits until a sees each of peers subscribed to zone/channel and

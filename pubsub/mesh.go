@@ -29,6 +29,9 @@ type Member struct {
 	TrustScore  float64     // effective trust (the credential's, adjusted locally)
 	Attested    bool
 	Quarantined bool
+	// RateLimit, if set, replaces Config.RateLimit for the zone messages
+	// this member originates.
+	RateLimit RateLimit
 }
 
 // Members gives the mesh the node's verified peers.
@@ -95,6 +98,11 @@ type Config struct {
 	// OnReject, if set, is told about every zone message rejected, with the
 	// peer that forwarded it (for the node's trust scores).
 	OnReject func(forwarder peer.ID, reason string)
+	// RateLimit bounds each origin's messages on each zone topic (default
+	// DefaultRatePerSecond, bursts of DefaultRateBurst; a member's own
+	// Member.RateLimit takes precedence). Messages over it are Ignored and
+	// counted in Stats.RateLimited.
+	RateLimit RateLimit
 }
 
 // Protocol IDs of the mesh's own streams.
@@ -126,6 +134,7 @@ type Mesh struct {
 	control *ps.Subscription
 
 	stats    Stats
+	limits   limiter
 	localPub sync.Map // seq -> *Delivery of our publication being validated
 	scores   atomic.Pointer[map[peer.ID]float64]
 	ctx      context.Context
@@ -167,6 +176,7 @@ type Stats struct {
 	Delivered    atomic.Uint64
 	KeyRotations atomic.Uint64
 	rejected     sync.Map // reason -> *atomic.Uint64
+	rateLimited  sync.Map // origin peer.ID -> *atomic.Uint64
 }
 
 // Rejected returns the count of rejected messages per reason.
@@ -208,6 +218,7 @@ func New(ctx context.Context, h host.Host, cfg Config) (*Mesh, error) {
 	if cfg.KeyFetchTimeout == 0 {
 		cfg.KeyFetchTimeout = 5 * time.Second
 	}
+	cfg.RateLimit = cfg.RateLimit.WithDefaults()
 	km, err := newKeyMaterial(cfg.Identity, cfg.Suite, cfg.Now())
 	if err != nil {
 		return nil, err

@@ -30,8 +30,12 @@ func (m *Mesh) validateZone(ctx context.Context, from peer.ID, msg *ps.Message) 
 	}
 	if res != accept {
 		m.stats.reject(reason)
-		m.log.Debug("zone message dropped", "event_type", "message_rejected", "peer", from.String(),
-			"origin", msg.GetFrom().String(), "topic", msg.GetTopic(), "reason", reason, "ignored", res == ignore)
+		// A flood is not logged message by message: Stats.RateLimited
+		// counts it per origin, and the node reports it.
+		if reason != reasonRateLimited {
+			m.log.Debug("zone message dropped", "event_type", "message_rejected", "peer", from.String(),
+				"origin", msg.GetFrom().String(), "topic", msg.GetTopic(), "reason", reason, "ignored", res == ignore)
+		}
 	}
 	return res
 }
@@ -63,9 +67,17 @@ func (m *Mesh) checkZone(ctx context.Context, from peer.ID, msg *ps.Message) (ps
 		}
 	}
 
-	// The origin must be a verified member allowed to publish here.
+	// The origin must be a verified member allowed to publish here. That
+	// verdict rests on this node's own view of the origin (its effective
+	// trust, a local quarantine), which a forwarder need not share: only the
+	// origin itself is blamed (Reject) for it.
+	blame := ignore
+	if from == origin {
+		blame = reject
+	}
 	var subject policy.Subject
 	var originDID did.DID
+	limit := m.cfg.RateLimit
 	if origin == m.self {
 		subject, originDID = m.ownSubject(), m.cfg.Identity.DID()
 	} else {
@@ -77,12 +89,13 @@ func (m *Mesh) checkZone(ctx context.Context, from peer.ID, msg *ps.Message) (ps
 			return ignore, "unknown origin"
 		}
 		if mem.Quarantined {
-			return reject, "quarantined origin"
+			return blame, "quarantined origin"
 		}
 		subject, originDID = memberSubject(mem), mem.Credential.Subject
+		limit = mem.RateLimit.normalized(limit)
 	}
 	if d := m.decide(policy.ActionPublish, t, subject); !d.Allow {
-		return reject, "unauthorized"
+		return blame, "unauthorized"
 	}
 	env, err := parseEnvelope(msg.Data)
 	if err != nil {
@@ -111,6 +124,10 @@ func (m *Mesh) checkZone(ctx context.Context, from peer.ID, msg *ps.Message) (ps
 	st.mu.Unlock()
 	if !fresh {
 		return reject, "replay"
+	}
+	if origin != m.self && !m.limits.allow(origin, t.String(), limit, now) {
+		m.stats.rateLimit(origin)
+		return ignore, reasonRateLimited
 	}
 	msg.ValidatorData = &Delivery{Origin: originDID, Zone: t.Zone, Channel: t.Channel, Seq: env.seq, Time: env.time, Data: pt}
 	return accept, ""
@@ -163,3 +180,6 @@ func (m *Mesh) applyControl(origin peer.ID, cm *controlMessage) (bool, error) {
 func isRollback(err error) bool {
 	return errors.Is(err, did.ErrRollback) || errors.Is(err, policy.ErrRollback) || errors.Is(err, ErrStale)
 }
+
+// reasonRateLimited is the drop reason of a message over its origin's rate limit.
+const reasonRateLimited = "rate limited"

@@ -1,0 +1,67 @@
+package node
+
+import (
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"testing"
+
+	"github.com/ztmesh/ztmesh/did"
+	"github.com/ztmesh/ztmesh/pubsub"
+)
+
+// TestApplyMemberVerifiesOnce checks the announcement cache: a copy of an
+// announcement already verified is stale however its addresses differ, one
+// that fails verification is refused every time it comes (a failure is not
+// cached as seen), and our own is never taken in.
+func TestApplyMemberVerifiesOnce(t *testing.T) {
+	m := newMesh(t)
+	a, b := m.start(), m.start()
+	tok, err := b.announcementToken()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if changed, err := a.ApplyMember(tok); err != nil || !changed {
+		t.Fatalf("first announcement: changed %v, %v", changed, err)
+	}
+	if _, ok := a.directoryMember(b.host.ID()); !ok {
+		t.Fatal("b is not in a's directory")
+	}
+	var other announcement
+	if err := json.Unmarshal(tok, &other); err != nil {
+		t.Fatal(err)
+	}
+	other.Addrs = []string{"/ip4/127.0.0.9/tcp/4101"}
+	relayed, _ := json.Marshal(other)
+	for _, copyTok := range [][]byte{tok, relayed} {
+		if _, err := a.ApplyMember(copyTok); !errors.Is(err, pubsub.ErrStale) {
+			t.Fatalf("a copy of a held announcement: %v, want ErrStale", err)
+		}
+	}
+
+	// A stranger's credential for b's own key, under an issuer a does not
+	// trust: refused, and refused again (not remembered as held).
+	stranger, err := did.GenerateIdentity(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	forged := other
+	forged.Credential = m.credFor(stranger, b.id, did.IssueOptions{Now: m.clock.now()})
+	bad, _ := json.Marshal(forged)
+	for range 2 {
+		if _, err := a.ApplyMember(bad); err == nil || errors.Is(err, pubsub.ErrStale) {
+			t.Fatalf("announcement with an untrusted issuer's credential: %v", err)
+		}
+	}
+
+	own, err := a.announcementToken()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.ApplyMember(own); !errors.Is(err, pubsub.ErrStale) {
+		t.Fatalf("own announcement: %v, want ErrStale", err)
+	}
+	if _, ok := a.directoryMember(a.host.ID()); ok {
+		t.Fatal("a holds itself in its directory")
+	}
+}
