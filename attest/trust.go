@@ -15,10 +15,15 @@ type TrustInputs struct {
 	Attestation *Result
 	// AttestedAt is when that evidence was made (Evidence.Time).
 	AttestedAt time.Time
-	// Rejected and RateLimited are the decayed counts (see Counter) of the
-	// peer's messages that validation rejected and of its rate-limit
-	// violations.
-	Rejected, RateLimited float64
+	// Rejected is the decayed count (see Counter) of the peer's messages
+	// that validation rejected.
+	Rejected float64
+	// RateLimited is the decayed count of the peer's rate-limit
+	// violations, in units of its allowance: the messages dropped over its
+	// limit divided by the limit's rate per second. A peer sending at
+	// twice its limit for 10 s has 10; a peer that stays within its burst
+	// has none.
+	RateLimited float64
 }
 
 // TrustParams tune EffectiveTrust. A zero field takes its default, given
@@ -63,10 +68,11 @@ func (p TrustParams) withDefaults() TrustParams {
 //
 // attestation is 1 for evidence that passed with a verified TPM quote,
 // SoftwareFactor for evidence that passed software-only, 0 for evidence
-// that failed, and UnattestedFactor before the first evidence. freshness is
-// 1 while the evidence is at most MaxAge old and then halves every
-// StaleHalfLife, so a peer that stops attesting fades out. The penalty
-// counts decay (Counter), so a peer that stops misbehaving recovers.
+// that failed, and UnattestedFactor before the first evidence. freshness is 1 while the evidence is at most
+// MaxAge old and then halves every StaleHalfLife, so a peer that stops
+// attesting fades out. rejected and rateLimited are TrustInputs' decayed
+// counts, weighted by wr = RejectWeight and wv = RateLimitWeight; they
+// decay (Counter), so a peer that stops misbehaving recovers.
 // docs/ATTESTATION.md explains the choice and gives examples.
 func EffectiveTrust(in TrustInputs, p TrustParams, now time.Time) float64 {
 	p = p.withDefaults()

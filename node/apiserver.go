@@ -162,12 +162,13 @@ func (n *Node) Peers() []api.Peer {
 	seen := map[string]bool{}
 	for _, p := range n.registry.List() {
 		c := credentialJSON(p.Credential)
-		trust, attested, quarantine := n.standing(p.Credential)
+		tv := n.trustDetail(p.Credential)
 		out = append(out, api.Peer{
 			DID: p.DID.String(), PeerID: p.ID.String(), Verified: true,
 			Role: c.Role, TrustScore: c.TrustScore, Zones: c.Zones, SoftwareVersion: c.SoftwareVersion,
 			Issuer: c.Issuer, Expires: c.Expires, Addrs: n.peerAddrs(p.ID),
-			EffectiveTrust: trust, Attested: attested, Quarantined: quarantine != "", QuarantineReason: quarantine,
+			EffectiveTrust: tv.trust, Attested: tv.attested, Quarantined: tv.quarantine != "", QuarantineReason: tv.quarantine,
+			RejectedMessages: tv.rejected, RateLimitViolations: tv.rateLimited,
 		})
 		seen[p.ID.String()] = true
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -59,6 +60,10 @@ type Config struct {
 	MaxSkew Duration `yaml:"max_skew"`
 	// KeyRotation is the sender key lifetime (default 10m).
 	KeyRotation Duration `yaml:"key_rotation"`
+	// RateLimit bounds the zone messages each member may originate on each
+	// topic (default 200 a second, bursts of 400). Messages over it are
+	// dropped and lower the member's effective trust.
+	RateLimit RateLimit `yaml:"rate_limit"`
 	// API is the local API address: "unix:PATH" or "tcp:127.0.0.1:PORT"
 	// (default unix:DIR/api.sock), or "off" for none (embedded nodes).
 	API string `yaml:"api"`
@@ -75,6 +80,14 @@ type Config struct {
 	ConnHigh int `yaml:"conn_high"`
 
 	configData []byte // the config file as read, for attestation
+}
+
+// RateLimit is a token bucket: PerSecond messages a second on average,
+// Burst at once. Zero fields take the defaults (a zero Burst is two
+// seconds' worth); a negative PerSecond turns the limit off.
+type RateLimit struct {
+	PerSecond float64 `yaml:"per_second"`
+	Burst     int     `yaml:"burst"`
 }
 
 // Duration is a time.Duration written as "10s" in YAML.
@@ -184,6 +197,7 @@ type settings struct {
 	logLevel  slog.Level
 	apiNet    string // "unix" or "tcp"
 	apiAddr   string
+	rateLimit pubsub.RateLimit // with defaults; PerSecond -1 for none
 }
 
 // parse validates c (with defaults applied) and reports every problem.
@@ -245,6 +259,10 @@ func (c Config) parse() (*settings, error) {
 	if c.MaxSkew <= 0 || c.KeyRotation < Duration(time.Minute) {
 		errs = append(errs, fmt.Errorf("max skew %s must be positive and key rotation %s at least 1m", time.Duration(c.MaxSkew), time.Duration(c.KeyRotation)))
 	}
+	if r := c.RateLimit; math.IsNaN(r.PerSecond) || math.IsInf(r.PerSecond, 0) || r.Burst < 0 {
+		errs = append(errs, fmt.Errorf("rate limit %g a second, burst %d: give a finite rate (negative: no limit) and a burst of at least 0", r.PerSecond, r.Burst))
+	}
+	s.rateLimit = pubsub.RateLimit{PerSecond: c.RateLimit.PerSecond, Burst: c.RateLimit.Burst}.WithDefaults()
 	if c.AuthGrace <= 0 {
 		errs = append(errs, fmt.Errorf("auth grace %s must be positive", time.Duration(c.AuthGrace)))
 	}

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ztmesh/ztmesh/pubsub"
 )
 
 func TestExampleConfigParses(t *testing.T) {
@@ -19,7 +21,8 @@ func TestExampleConfigParses(t *testing.T) {
 	if _, err := c.parse(); err != nil {
 		t.Fatal(err)
 	}
-	if time.Duration(c.AuthGrace) != 10*time.Second || c.Mesh != "fleet" || len(c.Bootstrap) != 1 || *c.MDNS {
+	if time.Duration(c.AuthGrace) != 10*time.Second || c.Mesh != "fleet" || len(c.Bootstrap) != 1 || *c.MDNS ||
+		c.RateLimit != (RateLimit{PerSecond: 200, Burst: 400}) {
 		t.Fatalf("example config read as %+v", c)
 	}
 }
@@ -48,15 +51,44 @@ func TestConfigReportsEveryProblem(t *testing.T) {
 		Mesh:         "Bad Mesh",
 		API:          "tcp:0.0.0.0:80",
 		LogLevel:     "chatty",
+		RateLimit:    RateLimit{PerSecond: 10, Burst: -1},
 	}.WithDefaults()
 	_, err := c.parse()
 	if err == nil {
 		t.Fatal("accepted")
 	}
-	for _, want := range []string{"no data dir", "listen", "bootstrap", "trust issuer", "mesh name", "loopback", "log level"} {
+	for _, want := range []string{"no data dir", "listen", "bootstrap", "trust issuer", "mesh name", "loopback", "log level", "rate limit"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error lacks %q: %v", want, err)
 		}
+	}
+}
+
+func TestConfigRateLimit(t *testing.T) {
+	for _, tc := range []struct {
+		yaml string
+		want pubsub.RateLimit
+	}{
+		{"", pubsub.RateLimit{PerSecond: pubsub.DefaultRatePerSecond, Burst: pubsub.DefaultRateBurst}},
+		{"rate_limit: {per_second: 50}", pubsub.RateLimit{PerSecond: 50, Burst: 100}},
+		{"rate_limit: {per_second: 50, burst: 10}", pubsub.RateLimit{PerSecond: 50, Burst: 10}},
+		{"rate_limit: {per_second: -1}", pubsub.RateLimit{PerSecond: -1}},
+	} {
+		c, err := parseConfig([]byte(tc.yaml + "\ntrust_issuers: [did:key:z6MkwVDfCg9LbbY6xjH3EZk8YSFQZujV5Y4y1ZWeER9tDiN3]\n"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Dir = t.TempDir()
+		s, err := c.WithDefaults().parse()
+		if err != nil {
+			t.Fatalf("%q: %v", tc.yaml, err)
+		}
+		if s.rateLimit != tc.want {
+			t.Errorf("%q: %+v, want %+v", tc.yaml, s.rateLimit, tc.want)
+		}
+	}
+	if _, err := parseConfig([]byte("rate_limit: {per_second: 5, bursts: 3}\n")); err == nil {
+		t.Error("a misspelt rate_limit field was accepted")
 	}
 }
 

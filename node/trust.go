@@ -27,14 +27,15 @@ import (
 // node verifies every peer's evidence against the attestation reference
 // values in force and keeps, per peer, an effective trust score
 // (attest.EffectiveTrust: the credential's score, lowered by failed or
-// stale attestation and by messages our validators rejected). That score
-// is the peer's trust_score in policy inputs and GossipSub's
-// application-specific score. A peer whose evidence fails, or whose score
-// falls below QuarantineBelow, is quarantined at once: no zone traffic to
-// or from it, no sender keys, and our keys are rotated. It is released when
-// it broadcasts newer evidence that passes and its score is back above
-// ReleaseAbove. Until reference values are in force in the mesh,
-// attestation does not lower anyone's trust.
+// stale attestation, by messages our validators rejected and by messages
+// dropped over the peer's rate limit). That score is the peer's trust_score
+// in policy inputs and GossipSub's application-specific score. A peer whose
+// evidence fails, or whose score falls below QuarantineBelow, is
+// quarantined at once: no zone traffic to or from it, no sender keys, and
+// our keys are rotated. It is released when it broadcasts newer evidence
+// that passes and its score is back above ReleaseAbove. Until reference
+// values are in force in the mesh, attestation does not lower anyone's
+// trust.
 
 const (
 	// QuarantineBelow and ReleaseAbove are the trust thresholds (hysteresis,
@@ -47,35 +48,46 @@ const (
 
 // peerTrust is what this node knows about one peer's trustworthiness.
 type peerTrust struct {
-	result     *attest.Result // of the newest evidence; nil before any
-	evidenceAt time.Time      // Evidence.Time of the newest evidence
-	rejected   attest.Counter
-	quarantine string // reason; "" when not quarantined
+	result      *attest.Result // of the newest evidence; nil before any
+	evidenceAt  time.Time      // Evidence.Time of the newest evidence
+	rejected    attest.Counter
+	rateLimited attest.Counter // in seconds' worth of the peer's allowance
+	quarantine  string         // reason; "" when not quarantined
 }
 
 type trustBook struct {
 	mu    sync.Mutex
 	peers map[did.DID]*peerTrust
+
+	rateSeen map[peer.ID]uint64 // the mesh's count of each origin's messages over its rate limit, as last read
 }
 
-func (b *trustBook) get(d did.DID) *peerTrust {
+func (b *trustBook) get(d did.DID, now time.Time) *peerTrust {
 	t := b.peers[d]
 	if t == nil {
-		t = &peerTrust{rejected: attest.Counter{HalfLife: rejectHalfLife}}
+		t = &peerTrust{rejected: attest.Counter{HalfLife: rejectHalfLife}, rateLimited: attest.Counter{HalfLife: rejectHalfLife}}
 		b.peers[d] = t
 	}
 	return t
 }
 
-// trustOf computes a peer's effective trust now; the caller holds b.mu.
-func (n *Node) trustOf(cred *did.Credential, t *peerTrust, now time.Time) float64 {
-	in := attest.TrustInputs{Credential: cred.Claims.TrustScore, AttestedAt: t.evidenceAt, Rejected: t.rejected.Value(now)}
+// trustInputs are a peer's inputs to attest.EffectiveTrust now; the caller
+// holds n.trust.mu.
+func (n *Node) trustInputs(cred *did.Credential, t *peerTrust, now time.Time) (attest.TrustInputs, attest.TrustParams) {
+	in := attest.TrustInputs{Credential: cred.Claims.TrustScore, AttestedAt: t.evidenceAt,
+		Rejected: t.rejected.Value(now), RateLimited: t.rateLimited.Value(now)}
 	var params attest.TrustParams
 	if n.references.Current() == nil {
 		params.UnattestedFactor = 1 // attestation is not enforced in this mesh yet
 	} else {
 		in.Attestation = t.result
 	}
+	return in, params
+}
+
+// trustOf computes a peer's effective trust now; the caller holds n.trust.mu.
+func (n *Node) trustOf(cred *did.Credential, t *peerTrust, now time.Time) float64 {
+	in, params := n.trustInputs(cred, t, now)
 	return attest.EffectiveTrust(in, params, now)
 }
 
@@ -84,15 +96,35 @@ func (n *Node) trustOf(cred *did.Credential, t *peerTrust, now time.Time) float6
 func (n *Node) standing(cred *did.Credential) (trust float64, attested bool, quarantine string) {
 	n.trust.mu.Lock()
 	defer n.trust.mu.Unlock()
-	t := n.trust.get(cred.Subject)
-	return n.trustOf(cred, t, n.now()), t.result != nil && t.result.OK && t.result.Hardware, t.quarantine
+	now := n.now()
+	t := n.trust.get(cred.Subject, now)
+	return n.trustOf(cred, t, now), t.result != nil && t.result.OK && t.result.Hardware, t.quarantine
+}
+
+// trustView is a peer's effective trust with its inputs, for the local API.
+type trustView struct {
+	trust       float64
+	attested    bool
+	rejected    float64
+	rateLimited float64
+	quarantine  string
+}
+
+func (n *Node) trustDetail(cred *did.Credential) trustView {
+	n.trust.mu.Lock()
+	defer n.trust.mu.Unlock()
+	now := n.now()
+	t := n.trust.get(cred.Subject, now)
+	in, _ := n.trustInputs(cred, t, now)
+	return trustView{trust: n.trustOf(cred, t, now), attested: t.result != nil && t.result.OK && t.result.Hardware,
+		rejected: in.Rejected, rateLimited: in.RateLimited, quarantine: t.quarantine}
 }
 
 // reassess recomputes a peer's standing and quarantines or releases it.
 func (n *Node) reassess(cred *did.Credential, why string) {
 	now := n.now()
 	n.trust.mu.Lock()
-	t := n.trust.get(cred.Subject)
+	t := n.trust.get(cred.Subject, now)
 	score := n.trustOf(cred, t, now)
 	failed := n.references.Current() != nil && t.result != nil && !t.result.OK
 	var quarantined, released bool
@@ -137,10 +169,47 @@ func (n *Node) onReject(forwarder peer.ID, reason string) {
 	if !ok {
 		return
 	}
+	now := n.now()
 	n.trust.mu.Lock()
-	n.trust.get(p.DID).rejected.Add(1, n.now())
+	n.trust.get(p.DID, now).rejected.Add(1, now)
 	n.trust.mu.Unlock()
 	n.reassess(p.Credential, "trust fell below "+fmt.Sprint(QuarantineBelow)+" after rejected messages ("+reason+")")
+}
+
+// countRateLimits turns the zone messages the mesh dropped over each
+// origin's rate limit since the last call into rate-limit violations, in
+// seconds' worth of the origin's allowance (attest.TrustInputs.RateLimited),
+// and re-scores the origins. It runs every second.
+func (n *Node) countRateLimits() {
+	if n.mesh == nil || n.s.rateLimit.Off() {
+		return
+	}
+	for origin, total := range n.mesh.Stats().RateLimited() {
+		n.trust.mu.Lock()
+		if n.trust.rateSeen == nil {
+			n.trust.rateSeen = map[peer.ID]uint64{}
+		}
+		dropped := total - n.trust.rateSeen[origin]
+		n.trust.rateSeen[origin] = total
+		n.trust.mu.Unlock()
+		if dropped == 0 {
+			continue
+		}
+		mem, ok := n.Member(origin)
+		if !ok {
+			continue // no longer a member: nothing left to score
+		}
+		violations := float64(dropped) / n.s.rateLimit.PerSecond
+		now := n.now()
+		n.trust.mu.Lock()
+		n.trust.get(mem.Credential.Subject, now).rateLimited.Add(violations, now)
+		n.trust.mu.Unlock()
+		trust, _, _ := n.standing(mem.Credential)
+		n.log.Warn("peer over its rate limit", "event_type", "rate_limited", "peer", origin.String(), "did", mem.Credential.Subject.String(),
+			"reason", fmt.Sprintf("%d zone messages dropped over the limit of %g a second", dropped, n.s.rateLimit.PerSecond),
+			"risk_score", 1-trust, "effective_trust", trust)
+		n.reassess(mem.Credential, "trust fell below "+fmt.Sprint(QuarantineBelow)+" after rate-limit violations")
+	}
 }
 
 // ApplyReference implements pubsub.ControlHandler: issuer-signed reference
@@ -191,7 +260,7 @@ func (n *Node) judgeEvidence(ev *attest.Evidence, again bool) (bool, error) {
 	}
 	res := attest.Verify(ev, n.references.Current(), nil)
 	n.trust.mu.Lock()
-	t := n.trust.get(ev.Subject)
+	t := n.trust.get(ev.Subject, n.now())
 	if !again && !ev.Time.After(t.evidenceAt) {
 		n.trust.mu.Unlock()
 		return false, fmt.Errorf("%w: evidence of %s not newer than the one held", pubsub.ErrStale, ev.Subject)
@@ -381,6 +450,7 @@ func (n *Node) attestLoop(ctx context.Context) {
 				next = nil
 			}
 		case <-tick.C:
+			n.countRateLimits()
 			n.reassessAll("trust fell below " + fmt.Sprint(QuarantineBelow) + " (stale or missing evidence)")
 		}
 	}

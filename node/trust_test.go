@@ -2,6 +2,8 @@ package node
 
 import (
 	"context"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -200,4 +202,111 @@ func TestChallengeGivesFreshEvidence(t *testing.T) {
 	if res, err := a.Challenge(context.Background(), x.host.ID()); err == nil && res.OK {
 		t.Fatal("modified node passed its challenge")
 	}
+}
+
+// TestRateLimitViolationsLowerTrust: a member publishing at ten times its
+// rate limit has the excess dropped at the receivers, its effective trust
+// falls, and it is quarantined if it goes on; an honest member publishing
+// at the same time keeps delivering and keeps its trust.
+func TestRateLimitViolationsLowerTrust(t *testing.T) {
+	m := newMesh(t)
+	limit := func(c *Config) { c.RateLimit = RateLimit{PerSecond: 20, Burst: 40} }
+	f, h, r := m.startIn([]string{"north"}, limit), m.startIn([]string{"north"}, limit), m.startIn([]string{"north"}, limit)
+	verifiedMesh(t, f, h, r)
+	got := collect(t, r, "north", "maps")
+	publishUntil(t, h, "north", "maps", "h warm-up", got.has)
+	publishUntil(t, f, "north", "maps", "f warm-up", got.has)
+	pf, _ := r.registry.Get(f.host.ID())
+	ph, _ := r.registry.Get(h.host.ID())
+	ctx := context.Background()
+
+	stop := make(chan struct{})
+	done := make(chan int)
+	go func() { // h: 5 messages a second throughout
+		i := 0
+		defer func() { done <- i }()
+		for ; ; i++ {
+			select {
+			case <-stop:
+				return
+			case <-time.After(200 * time.Millisecond):
+			}
+			if _, err := h.Mesh().Publish(ctx, "north", "maps", []byte(fmt.Sprint("honest ", i))); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	}()
+	flood := func(until func() bool, max time.Duration) (sent int) {
+		for end := time.Now().Add(max); time.Now().Before(end) && !until(); sent++ {
+			f.Mesh().Publish(ctx, "north", "maps", []byte(fmt.Sprint("flood ", sent)))
+			time.Sleep(5 * time.Millisecond) // about 200 a second: ten times the limit
+		}
+		return sent
+	}
+	fromF := func() (n int) {
+		for _, d := range collectedData(got) {
+			if strings.HasPrefix(d, "flood ") {
+				n++
+			}
+		}
+		return n
+	}
+
+	// One second of flooding: dropped at r, trust lower, not quarantined yet.
+	start := time.Now()
+	sent := flood(func() bool { return false }, time.Second)
+	elapsed := time.Since(start)
+	eventually(t, 3*time.Second, "r counts f's rate-limit violations", func() bool { return r.trustDetail(pf.Credential).rateLimited > 3 })
+	tv := r.trustDetail(pf.Credential)
+	delivered := fromF()
+	t.Logf("after %d messages in %s: r delivered %d, dropped %d; f's trust %.2f (%.1f violations)",
+		sent, elapsed.Round(time.Millisecond), delivered, r.Mesh().Stats().RateLimited()[f.host.ID()], tv.trust, tv.rateLimited)
+	if max := 40 + int(20*elapsed.Seconds()) + 5; delivered > max {
+		t.Fatalf("r delivered %d of f's messages; the limit allows %d", delivered, max)
+	}
+	if tv.trust > 0.8 || tv.quarantine != "" {
+		t.Fatalf("after a second at ten times its limit, f has trust %.2f, quarantine %q", tv.trust, tv.quarantine)
+	}
+	if r.logs.find(map[string]string{"event_type": "rate_limited", "peer": f.host.ID().String()}) == nil {
+		t.Fatal("no rate_limited event at r")
+	}
+	for _, p := range r.Peers() {
+		if p.DID == f.DID().String() && p.RateLimitViolations < 3 {
+			t.Fatalf("peers entry does not show the violations: %+v", p)
+		}
+	}
+
+	// f goes on: quarantined.
+	start = time.Now()
+	flood(func() bool { return quarantinedBy(r, f) }, 10*time.Second)
+	if !quarantinedBy(r, f) {
+		t.Fatalf("f still not quarantined after 10 more seconds of flooding: %+v", r.trustDetail(pf.Credential))
+	}
+	t.Logf("quarantined after %s more; reason: %s", time.Since(start).Round(time.Millisecond), r.trustDetail(pf.Credential).quarantine)
+	close(stop)
+	honest := <-done
+
+	// h delivered everything and kept its standing.
+	eventually(t, 3*time.Second, "every honest message delivered", func() bool {
+		for i := range honest {
+			if !got.has(fmt.Sprint("honest ", i)) {
+				return false
+			}
+		}
+		return true
+	})
+	if th := r.trustDetail(ph.Credential); th.trust < 0.85 || th.quarantine != "" || th.rejected != 0 || th.rateLimited != 0 {
+		t.Fatalf("honest h lost standing at r: %+v", th)
+	}
+}
+
+func collectedData(c *collector) []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make([]string, 0, len(c.got))
+	for _, d := range c.got {
+		out = append(out, string(d.Data))
+	}
+	return out
 }

@@ -28,7 +28,7 @@ func (n *Node) Member(p peer.ID) (pubsub.Member, bool) {
 	}
 	trust, attested, quarantine := n.standing(cred)
 	return pubsub.Member{Credential: cred, KeyPackage: kp, TrustScore: trust,
-		Attested: attested, Quarantined: quarantine != ""}, true
+		Attested: attested, Quarantined: quarantine != "", RateLimit: n.s.rateLimit}, true
 }
 
 // ControlState implements pubsub.ControlHandler: the revocation lists,

@@ -74,12 +74,18 @@ type Peer struct {
 	Expires         string   `json:"expires"`
 	Addrs           []string `json:"addrs"`
 	// EffectiveTrust is this node's current trust in the peer: the
-	// credential's score lowered by failed or stale attestation and
-	// rejected messages (docs/ATTESTATION.md).
+	// credential's score lowered by failed or stale attestation, rejected
+	// messages and rate-limit violations (docs/ATTESTATION.md).
 	EffectiveTrust   float64 `json:"effective_trust"`
 	Attested         bool    `json:"attested"` // newest evidence passed with a hardware quote
 	Quarantined      bool    `json:"quarantined"`
 	QuarantineReason string  `json:"quarantine_reason,omitempty"`
+	// RejectedMessages and RateLimitViolations are the penalty inputs of
+	// EffectiveTrust, decayed (half-life 10 minutes): messages of the peer
+	// our validators rejected, and its messages dropped over its rate
+	// limit in seconds' worth of its allowance.
+	RejectedMessages    float64 `json:"rejected_messages"`
+	RateLimitViolations float64 `json:"rate_limit_violations"`
 }
 
 // Error is the body of an error response.
