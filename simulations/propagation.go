@@ -31,12 +31,12 @@ const (
 	// propagationTimeout is how long a push may take before every node
 	// that has not enforced it is a failed check.
 	propagationTimeout = 20 * time.Second
-	// badBinary is the measured hash of the one node running unapproved
+	// unapprovedBinary is the measured hash of the one node running unapproved
 	// software in the quarantine step.
-	// announceSettle is how long a new mesh gets for member announcements
+	// announceWait is how long a new mesh gets for member announcements
 	// (three per node, 3 s apart) before the first push.
-	announceSettle = 8 * time.Second
-	badBinary      = "0bad0bad0bad0bad0bad0bad0bad0bad0bad0bad0bad0bad0bad0bad0bad0bad"
+	announceWait     = 8 * time.Second
+	unapprovedBinary = "0bad0bad0bad0bad0bad0bad0bad0bad0bad0bad0bad0bad0bad0bad0bad0bad"
 )
 
 // Log messages the nodes write when they enforce something (node/*.go).
@@ -51,18 +51,18 @@ const (
 	evDropped     = "peer dropped"       // attribute peer: the peer ID
 )
 
-// eventLog records, per event and node index, when the node first logged it.
-type eventLog struct {
+// enforceLog records, per event and node index, when the node first logged it.
+type enforceLog struct {
 	mu sync.Mutex
 	at map[string]map[int]time.Time
 }
 
-func newEventLog() *eventLog { return &eventLog{at: map[string]map[int]time.Time{}} }
+func newEnforceLog() *enforceLog { return &enforceLog{at: map[string]map[int]time.Time{}} }
 
 // key names an event about a subject ("" for none).
-func eventKey(msg, subject string) string { return msg + "|" + subject }
+func enforceKey(msg, subject string) string { return msg + "|" + subject }
 
-func (l *eventLog) record(key string, i int, t time.Time) {
+func (l *enforceLog) record(key string, i int, t time.Time) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	m := l.at[key]
@@ -77,7 +77,7 @@ func (l *eventLog) record(key string, i int, t time.Time) {
 
 // since returns, for each node in want, how long after t0 it logged key
 // (missing nodes are left out).
-func (l *eventLog) since(key string, t0 time.Time, want func(i int) bool) map[int]time.Duration {
+func (l *enforceLog) since(key string, t0 time.Time, want func(i int) bool) map[int]time.Duration {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	out := map[int]time.Duration{}
@@ -89,22 +89,22 @@ func (l *eventLog) since(key string, t0 time.Time, want func(i int) bool) map[in
 	return out
 }
 
-// eventHandler is a node's slog handler: it records the enforcement events
+// enforceHandler is a node's slog handler: it records the enforcement events
 // of node idx and passes every record on to next, if any.
-type eventHandler struct {
+type enforceHandler struct {
 	idx  int
-	log  *eventLog
+	log  *enforceLog
 	next slog.Handler
 }
 
-func (h *eventHandler) Enabled(ctx context.Context, l slog.Level) bool {
+func (h *enforceHandler) Enabled(ctx context.Context, l slog.Level) bool {
 	return l >= slog.LevelInfo || (h.next != nil && h.next.Enabled(ctx, l))
 }
 
-func (h *eventHandler) Handle(ctx context.Context, r slog.Record) error {
+func (h *enforceHandler) Handle(ctx context.Context, r slog.Record) error {
 	switch r.Message {
 	case evRevocations, evPolicy, evReference:
-		h.log.record(eventKey(r.Message, ""), h.idx, r.Time)
+		h.log.record(enforceKey(r.Message, ""), h.idx, r.Time)
 	case evAttestFail, evQuarantined, evDropped:
 		attr := "did"
 		if r.Message == evDropped {
@@ -112,7 +112,7 @@ func (h *eventHandler) Handle(ctx context.Context, r slog.Record) error {
 		}
 		r.Attrs(func(a slog.Attr) bool {
 			if a.Key == attr {
-				h.log.record(eventKey(r.Message, a.Value.String()), h.idx, r.Time)
+				h.log.record(enforceKey(r.Message, a.Value.String()), h.idx, r.Time)
 				return false
 			}
 			return true
@@ -124,7 +124,7 @@ func (h *eventHandler) Handle(ctx context.Context, r slog.Record) error {
 	return nil
 }
 
-func (h *eventHandler) WithAttrs(as []slog.Attr) slog.Handler {
+func (h *enforceHandler) WithAttrs(as []slog.Attr) slog.Handler {
 	c := *h
 	if c.next != nil {
 		c.next = c.next.WithAttrs(as)
@@ -132,7 +132,7 @@ func (h *eventHandler) WithAttrs(as []slog.Attr) slog.Handler {
 	return &c
 }
 
-func (h *eventHandler) WithGroup(name string) slog.Handler {
+func (h *enforceHandler) WithGroup(name string) slog.Handler {
 	c := *h
 	if c.next != nil {
 		c.next = c.next.WithGroup(name)
@@ -140,8 +140,8 @@ func (h *eventHandler) WithGroup(name string) slog.Handler {
 	return &c
 }
 
-// push is one measured propagation at one size.
-type push struct {
+// propPush is one measured propagation at one size.
+type propPush struct {
 	what     string
 	goal     time.Duration // 0: none
 	times    []time.Duration
@@ -149,7 +149,7 @@ type push struct {
 	note     string
 }
 
-func (p *push) sorted() []time.Duration {
+func (p *propPush) sorted() []time.Duration {
 	s := slices.Clone(p.times)
 	slices.Sort(s)
 	return s
@@ -194,17 +194,17 @@ func runPropagation(ctx context.Context, env *Env, sc *Scenario) ([]*Section, er
 					verdict = "missed"
 				}
 				findings = append(findings, fmt.Sprintf("%d nodes, %s: goal %s %s (%d of %d nodes, p50 %s, max %s).",
-					n, p.what, goal, verdict, len(s), p.expected, round(Percentile(s, 0.5)), round(max)))
+					n, p.what, goal, verdict, len(s), p.expected, roundLatency(Percentile(s, 0.5)), roundLatency(max)))
 			}
-			tbl.Add(n, p.what, fmt.Sprintf("%d / %d", len(s), p.expected), round(Percentile(s, 0.5)), round(Percentile(s, 0.95)),
-				round(Percentile(s, 1)), goal, round(Percentile(bs, 1)), Ratio(float64(Percentile(s, 1)), float64(Percentile(bs, 1))))
+			tbl.Add(n, p.what, fmt.Sprintf("%d / %d", len(s), p.expected), roundLatency(Percentile(s, 0.5)), roundLatency(Percentile(s, 0.95)),
+				roundLatency(Percentile(s, 1)), goal, roundLatency(Percentile(bs, 1)), Ratio(float64(Percentile(s, 1)), float64(Percentile(bs, 1))))
 			if p.note != "" {
 				findings = append(findings, fmt.Sprintf("%d nodes, %s: %s", n, p.what, p.note))
 			}
 			plot.Series = append(plot.Series, CDF(p.what, s, 200))
 		}
-		tbl.Add(n, "baseline: one plain GossipSub message", fmt.Sprintf("%d / %d", len(bs), n-1), round(Percentile(bs, 0.5)),
-			round(Percentile(bs, 0.95)), round(Percentile(bs, 1)), "-", round(Percentile(bs, 1)), 1.0)
+		tbl.Add(n, "baseline: one plain GossipSub message", fmt.Sprintf("%d / %d", len(bs), n-1), roundLatency(Percentile(bs, 0.5)),
+			roundLatency(Percentile(bs, 0.95)), roundLatency(Percentile(bs, 1)), "-", roundLatency(Percentile(bs, 1)), 1.0)
 		plot.Series = append(plot.Series, CDF("baseline: plain GossipSub message", bs, 200))
 		sec.Plots = append(sec.Plots, plot)
 	}
@@ -213,7 +213,7 @@ func runPropagation(ctx context.Context, env *Env, sc *Scenario) ([]*Section, er
 	return []*Section{sec}, nil
 }
 
-func round(d time.Duration) time.Duration {
+func roundLatency(d time.Duration) time.Duration {
 	switch {
 	case d >= 10*time.Second:
 		return d.Round(100 * time.Millisecond)
@@ -226,13 +226,13 @@ func round(d time.Duration) time.Duration {
 
 // propagateSize runs the four pushes on one cluster of n nodes, and the
 // baseline on the same topology. Failed checks go into sec.
-func propagateSize(ctx context.Context, env *Env, sc *Scenario, n int, sec *Section) ([]*push, []time.Duration, error) {
+func propagateSize(ctx context.Context, env *Env, sc *Scenario, n int, sec *Section) ([]*propPush, []time.Duration, error) {
 	if n < 4 {
 		return nil, nil, fmt.Errorf("propagation needs at least 4 nodes")
 	}
 	const publisher, witness = 0, 1 // witness: an approved node that attests too
 	victim, bad := n-2, n-1
-	events := newEventLog()
+	events := newEnforceLog()
 	var next slog.Handler
 	if env.Logger != nil {
 		next = env.Logger.Handler()
@@ -245,10 +245,10 @@ func propagateSize(ctx context.Context, env *Env, sc *Scenario, n int, sec *Sect
 	c, err := NewCluster(ctx, ClusterConfig{
 		Nodes: specs, Link: sc.Link.Link(),
 		Configure: func(i int, _ *node.Config, o *node.Options) {
-			o.Logger = slog.New(&eventHandler{idx: i, log: events, next: next})
+			o.Logger = slog.New(&enforceHandler{idx: i, log: events, next: next})
 			hashMu.Lock()
 			if i == bad {
-				o.BinarySHA256 = badBinary
+				o.BinarySHA256 = unapprovedBinary
 			} else {
 				goodHash = o.BinarySHA256
 			}
@@ -258,7 +258,8 @@ func propagateSize(ctx context.Context, env *Env, sc *Scenario, n int, sec *Sect
 	if err != nil {
 		return nil, nil, err
 	}
-	defer c.Close()
+	closeCluster := sync.OnceValue(c.Close)
+	defer closeCluster()
 	env.Printf("propagation: %d nodes started in %s; wiring", n, time.Since(t0).Round(time.Second))
 	t0 = time.Now()
 	if err := c.Wire(ctx, sc.Degree, sc.Cross, sc.Seed); err != nil {
@@ -272,8 +273,8 @@ func propagateSize(ctx context.Context, env *Env, sc *Scenario, n int, sec *Sect
 	}
 	env.Printf("propagation: wired and verified in %s; waiting for the member announcements to settle", time.Since(t0).Round(time.Second))
 	// A node announces itself three times, 3 s apart, once it has a peer.
-	time.Sleep(announceSettle)
-	settle(ctx, 3*time.Second, 60*time.Second)
+	time.Sleep(announceWait)
+	awaitIdle(ctx, 3*time.Second, 60*time.Second)
 
 	all := func(except ...int) func(int) bool {
 		return func(i int) bool { return !slices.Contains(except, i) }
@@ -307,7 +308,7 @@ func propagateSize(ctx context.Context, env *Env, sc *Scenario, n int, sec *Sect
 		}
 		if len(miss) > 0 {
 			sec.Failures = append(sec.Failures, fmt.Sprintf("%d nodes: %d nodes did not enforce the %s within %s (nodes %s)",
-				n, len(miss), what, propagationTimeout, short(miss)))
+				n, len(miss), what, propagationTimeout, nodeList(miss)))
 		}
 	}
 	values := func(m map[int]time.Duration) []time.Duration {
@@ -317,7 +318,7 @@ func propagateSize(ctx context.Context, env *Env, sc *Scenario, n int, sec *Sect
 		}
 		return out
 	}
-	var pushes []*push
+	var pushes []*propPush
 	pub := c.Nodes[publisher]
 
 	// (a) Revocation of the victim's DID.
@@ -339,13 +340,13 @@ func propagateSize(ctx context.Context, env *Env, sc *Scenario, n int, sec *Sect
 		return nil, nil, fmt.Errorf("publish revocations: %w", err)
 	}
 	want := all(victim)
-	got := await(eventKey(evRevocations, ""), start, want)
+	got := await(enforceKey(evRevocations, ""), start, want)
 	missing("revocation", got, want)
-	rev := &push{what: "revocation", goal: revocationGoal, times: values(got), expected: count(want)}
+	rev := &propPush{what: "revocation", goal: revocationGoal, times: values(got), expected: count(want)}
 	// The victim's neighbours: when they cut it off.
 	neigh := 0
 	var dropped []time.Duration
-	for i, d := range events.since(eventKey(evDropped, vm.Host().ID().String()), start, want) {
+	for i, d := range events.since(enforceKey(evDropped, vm.Host().ID().String()), start, want) {
 		_ = i
 		neigh++
 		dropped = append(dropped, d)
@@ -364,10 +365,10 @@ func propagateSize(ctx context.Context, env *Env, sc *Scenario, n int, sec *Sect
 		}
 	}
 	if len(still) > 0 {
-		sec.Failures = append(sec.Failures, fmt.Sprintf("%d nodes: %d nodes still accept, verify or stay connected to the revoked node (nodes %s)", n, len(still), short(still)))
+		sec.Failures = append(sec.Failures, fmt.Sprintf("%d nodes: %d nodes still accept, verify or stay connected to the revoked node (nodes %s)", n, len(still), nodeList(still)))
 	}
 	rev.note = fmt.Sprintf("%d nodes knew the revoked node as a member before; its %d direct neighbours disconnected it after p50 %s, max %s; afterwards %d nodes still accepted it.",
-		knew, neigh, round(Percentile(dropped, 0.5)), round(Percentile(dropped, 1)), len(still))
+		knew, neigh, roundLatency(Percentile(dropped, 0.5)), roundLatency(Percentile(dropped, 1)), len(still))
 	pushes = append(pushes, rev)
 
 	// (b) A new policy bundle: the default policy, signed as version 2.
@@ -377,12 +378,12 @@ func propagateSize(ctx context.Context, env *Env, sc *Scenario, n int, sec *Sect
 		return nil, nil, err
 	}
 	env.Printf("propagation: %d nodes: publishing policy bundle version %d", n, bundleVersion)
-	settle(ctx, 500*time.Millisecond, 10*time.Second)
+	awaitIdle(ctx, 500*time.Millisecond, 10*time.Second)
 	start = time.Now()
 	if err := pub.Mesh().PublishPolicyBundle(ctx, bundle); err != nil {
 		return nil, nil, fmt.Errorf("publish policy bundle: %w", err)
 	}
-	got = await(eventKey(evPolicy, ""), start, want)
+	got = await(enforceKey(evPolicy, ""), start, want)
 	missing("policy bundle", got, want)
 	var stale []int
 	for i, m := range c.Nodes {
@@ -391,9 +392,9 @@ func propagateSize(ctx context.Context, env *Env, sc *Scenario, n int, sec *Sect
 		}
 	}
 	if len(stale) > 0 {
-		sec.Failures = append(sec.Failures, fmt.Sprintf("%d nodes: %d nodes do not run policy version %d (nodes %s)", n, len(stale), bundleVersion, short(stale)))
+		sec.Failures = append(sec.Failures, fmt.Sprintf("%d nodes: %d nodes do not run policy version %d (nodes %s)", n, len(stale), bundleVersion, nodeList(stale)))
 	}
-	pushes = append(pushes, &push{what: "policy bundle", goal: policyGoal, times: values(got), expected: count(want)})
+	pushes = append(pushes, &propPush{what: "policy bundle", goal: policyGoal, times: values(got), expected: count(want)})
 
 	// (c) Reference values approving every node's binary but one.
 	ref, err := attest.SignReference(c.Issuer, &attest.Reference{Version: 1, AllowedBinaries: []string{goodHash}}, time.Now())
@@ -401,20 +402,20 @@ func propagateSize(ctx context.Context, env *Env, sc *Scenario, n int, sec *Sect
 		return nil, nil, err
 	}
 	env.Printf("propagation: %d nodes: publishing attestation reference values", n)
-	settle(ctx, 500*time.Millisecond, 10*time.Second)
+	awaitIdle(ctx, 500*time.Millisecond, 10*time.Second)
 	start = time.Now()
 	if err := pub.Mesh().PublishReference(ctx, ref); err != nil {
 		return nil, nil, fmt.Errorf("publish reference values: %w", err)
 	}
-	got = await(eventKey(evReference, ""), start, want)
+	got = await(enforceKey(evReference, ""), start, want)
 	missing("reference values", got, want)
-	pushes = append(pushes, &push{what: "reference values", times: values(got), expected: count(want)})
+	pushes = append(pushes, &propPush{what: "reference values", times: values(got), expected: count(want)})
 
 	// The unapproved node (and, as a control, an approved one) publish
 	// their evidence.
 	bm := c.Nodes[bad]
 	env.Printf("propagation: %d nodes: node %d publishes evidence of an unapproved binary", n, bad)
-	settle(ctx, 500*time.Millisecond, 10*time.Second)
+	awaitIdle(ctx, 500*time.Millisecond, 10*time.Second)
 	start = time.Now()
 	if err := bm.Attest(ctx); err != nil {
 		return nil, nil, fmt.Errorf("attest: %w", err)
@@ -423,11 +424,11 @@ func propagateSize(ctx context.Context, env *Env, sc *Scenario, n int, sec *Sect
 		return nil, nil, fmt.Errorf("attest: %w", err)
 	}
 	wantQ := all(victim, bad)
-	got = await(eventKey(evAttestFail, bm.DID().String()), start, wantQ)
+	got = await(enforceKey(evAttestFail, bm.DID().String()), start, wantQ)
 	missing("quarantine (evidence judged failing)", got, wantQ)
-	q := &push{what: "quarantine", times: values(got), expected: count(wantQ)}
+	q := &propPush{what: "quarantine", times: values(got), expected: count(wantQ)}
 	time.Sleep(1500 * time.Millisecond) // reassessment runs every second
-	flagged := events.since(eventKey(evQuarantined, bm.DID().String()), start, wantQ)
+	flagged := events.since(enforceKey(evQuarantined, bm.DID().String()), start, wantQ)
 	var flagTimes []time.Duration
 	neighbours, flaggedNeighbours, refused := 0, 0, 0
 	var trusting, falsePos []int
@@ -457,20 +458,20 @@ func propagateSize(ctx context.Context, env *Env, sc *Scenario, n int, sec *Sect
 	}
 	slices.Sort(flagTimes)
 	if len(trusting) > 0 {
-		sec.Failures = append(sec.Failures, fmt.Sprintf("%d nodes: %d nodes still trust the node with the unapproved binary (nodes %s)", n, len(trusting), short(trusting)))
+		sec.Failures = append(sec.Failures, fmt.Sprintf("%d nodes: %d nodes still trust the node with the unapproved binary (nodes %s)", n, len(trusting), nodeList(trusting)))
 	}
 	if neighbours > flaggedNeighbours {
 		sec.Failures = append(sec.Failures, fmt.Sprintf("%d nodes: %d of its %d direct neighbours did not quarantine the node with the unapproved binary", n, neighbours-flaggedNeighbours, neighbours))
 	}
 	if len(falsePos) > 0 {
-		sec.Failures = append(sec.Failures, fmt.Sprintf("%d nodes: %d nodes quarantined the approved node whose evidence passes (nodes %s)", n, len(falsePos), short(falsePos)))
+		sec.Failures = append(sec.Failures, fmt.Sprintf("%d nodes: %d nodes quarantined the approved node whose evidence passes (nodes %s)", n, len(falsePos), nodeList(falsePos)))
 	}
 	q.note = fmt.Sprintf("every node judges the evidence when it arrives and gives the node trust 0 (its messages are refused as unauthorized); "+
 		"its %d direct neighbours also set the quarantine flag (no traffic or keys to or from it), after p50 %s, max %s. "+
 		"Others set the flag when it connects to them. Afterwards %d of %d nodes refused it; the approved node that attested alongside was quarantined by %d.",
-		neighbours, round(Percentile(flagTimes, 0.5)), round(Percentile(flagTimes, 1)), refused, count(wantQ), len(falsePos))
+		neighbours, roundLatency(Percentile(flagTimes, 0.5)), roundLatency(Percentile(flagTimes, 1)), refused, count(wantQ), len(falsePos))
 	pushes = append(pushes, q)
-	if err := c.Close(); err != nil {
+	if err := closeCluster(); err != nil {
 		env.Printf("propagation: close: %v", err)
 	}
 
@@ -554,9 +555,9 @@ func baselineFlood(ctx context.Context, sc *Scenario, specs []NodeSpec, size int
 	return slices.Clone(times), nil
 }
 
-// settle waits until the process has used less than a fifth of a core for
+// awaitIdle waits until the process has used less than a fifth of a core for
 // quiet, or at most limit: measurements start on an idle mesh.
-func settle(ctx context.Context, quiet, limit time.Duration) {
+func awaitIdle(ctx context.Context, quiet, limit time.Duration) {
 	deadline := time.Now().Add(limit)
 	for time.Now().Before(deadline) && ctx.Err() == nil {
 		u0 := ReadUsage()
@@ -567,8 +568,8 @@ func settle(ctx context.Context, quiet, limit time.Duration) {
 	}
 }
 
-// short lists a few node indices.
-func short(idx []int) string {
+// nodeList lists a few node indices.
+func nodeList(idx []int) string {
 	slices.Sort(idx)
 	if len(idx) > 10 {
 		return fmt.Sprint(idx[:10]) + fmt.Sprintf(" and %d more", len(idx)-10)

@@ -21,7 +21,7 @@ func TestPropagationScenario(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	secs, err := runPropagation(ctx, &Env{Progress: testWriter{t}}, sc)
+	secs, err := runPropagation(ctx, &Env{Progress: progressToLog{t}}, sc)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,18 +52,19 @@ func TestPropagationScenario(t *testing.T) {
 	}
 }
 
-// testWriter sends progress lines to the test log.
-type testWriter struct{ t *testing.T }
+// progressToLog sends progress lines to the test log.
+type progressToLog struct{ t *testing.T }
 
-func (w testWriter) Write(p []byte) (int, error) {
+func (w progressToLog) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimSpace(string(p)))
 	return len(p), nil
 }
 
-// TestScenarioFileProbe runs ZTMESH_SIM_FILE (a scenario file of the
+// TestProbeScenarioFile runs ZTMESH_SIM_FILE (a scenario file of the
 // propagation, churn or hardening kind) with its quick settings, or with
-// ZTMESH_SIM_NODES nodes, and logs the report: for sizing runs by hand.
-func TestScenarioFileProbe(t *testing.T) {
+// ZTMESH_SIM_NODES nodes (with ZTMESH_SIM_STANDARD=1, standard durations),
+// and logs the report: for sizing runs by hand.
+func TestProbeScenarioFile(t *testing.T) {
 	path := os.Getenv("ZTMESH_SIM_FILE")
 	if path == "" {
 		t.Skip("set ZTMESH_SIM_FILE=scenarios/NAME.yaml")
@@ -73,10 +74,11 @@ func TestScenarioFileProbe(t *testing.T) {
 		t.Fatal(err)
 	}
 	if n, _ := strconv.Atoi(os.Getenv("ZTMESH_SIM_NODES")); n > 0 {
-		sc.QuickNodes = []int{n}
+		sc.QuickNodes, sc.Nodes = []int{n}, []int{n}
 	}
 	start := time.Now()
-	r := Run(context.Background(), []*Scenario{sc}, Options{Quick: true, Progress: testWriter{t}})
+	standard := os.Getenv("ZTMESH_SIM_STANDARD") != "" // standard durations
+	r := Run(context.Background(), []*Scenario{sc}, Options{Quick: !standard, Progress: progressToLog{t}})
 	t.Logf("took %s", time.Since(start))
 	var md strings.Builder
 	r.Markdown(&md)
