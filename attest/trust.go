@@ -15,6 +15,10 @@ type TrustInputs struct {
 	Attestation *Result
 	// AttestedAt is when that evidence was made (Evidence.Time).
 	AttestedAt time.Time
+	// Pending, for a peer without evidence, means it has not had the time
+	// to attest yet (reference values just arrived, or it just joined): it
+	// is not penalized until the caller stops saying so.
+	Pending bool
 	// Rejected is the decayed count (see Counter) of the peer's messages
 	// that validation rejected.
 	Rejected float64
@@ -33,7 +37,7 @@ type TrustParams struct {
 	// but is software-only [0.8]. Hardware-rooted evidence counts 1.
 	SoftwareFactor float64
 	// UnattestedFactor multiplies the score of a peer that has not
-	// attested yet [0.5].
+	// attested yet and is no longer Pending [0.5].
 	UnattestedFactor float64
 	// MaxAge is how long evidence counts fully [10m]; after that its weight
 	// halves every StaleHalfLife [5m].
@@ -68,7 +72,8 @@ func (p TrustParams) withDefaults() TrustParams {
 //
 // attestation is 1 for evidence that passed with a verified TPM quote,
 // SoftwareFactor for evidence that passed software-only, 0 for evidence
-// that failed, and UnattestedFactor before the first evidence. freshness is 1 while the evidence is at most
+// that failed, and before the first evidence 1 while the peer is Pending,
+// then UnattestedFactor. freshness is 1 while the evidence is at most
 // MaxAge old and then halves every StaleHalfLife, so a peer that stops
 // attesting fades out. rejected and rateLimited are TrustInputs' decayed
 // counts, weighted by wr = RejectWeight and wv = RateLimitWeight; they
@@ -78,6 +83,8 @@ func EffectiveTrust(in TrustInputs, p TrustParams, now time.Time) float64 {
 	p = p.withDefaults()
 	t := clamp01(in.Credential)
 	switch a := in.Attestation; {
+	case a == nil && in.Pending:
+		// no evidence yet, and no penalty yet
 	case a == nil:
 		t *= p.UnattestedFactor
 	case !a.OK:

@@ -19,6 +19,8 @@ func TestEffectiveTrust(t *testing.T) {
 		{"hardware-rooted, fresh: the credential's score", TrustInputs{Credential: 0.9, Attestation: hw}, time.Minute, 0.9},
 		{"software-only costs 20%", TrustInputs{Credential: 0.9, Attestation: sw}, time.Minute, 0.72},
 		{"not attested yet: half", TrustInputs{Credential: 0.9}, 0, 0.45},
+		{"not attested yet but pending: not penalized", TrustInputs{Credential: 0.9, Pending: true}, 0, 0.9},
+		{"pending does not excuse failed evidence", TrustInputs{Credential: 0.9, Pending: true, Attestation: failed}, 0, 0},
 		{"rate-limit violations: 10 seconds at twice the limit", TrustInputs{Credential: 0.9, Attestation: hw, RateLimited: 10}, 0, 0.9 * math.Exp(-0.5)},
 		{"failed attestation: zero, whatever the credential", TrustInputs{Credential: 1, Attestation: failed}, 0, 0},
 		{"evidence at the maximum age still counts fully", TrustInputs{Credential: 0.9, Attestation: hw}, 10 * time.Minute, 0.9},

@@ -168,7 +168,7 @@ func (n *Node) Peers() []api.Peer {
 			Role: c.Role, TrustScore: c.TrustScore, Zones: c.Zones, SoftwareVersion: c.SoftwareVersion,
 			Issuer: c.Issuer, Expires: c.Expires, Addrs: n.peerAddrs(p.ID),
 			EffectiveTrust: tv.trust, Attested: tv.attested, Quarantined: tv.quarantine != "", QuarantineReason: tv.quarantine,
-			RejectedMessages: tv.rejected, RateLimitViolations: tv.rateLimited,
+			AttestationPending: tv.pending, RejectedMessages: tv.rejected, RateLimitViolations: tv.rateLimited,
 		})
 		seen[p.ID.String()] = true
 	}

@@ -33,9 +33,14 @@ import (
 // evidence fails, or whose score falls below QuarantineBelow, is
 // quarantined at once: no zone traffic to or from it, no sender keys, and
 // our keys are rotated. It is released when it broadcasts newer evidence
-// that passes and its score is back above ReleaseAbove. Until reference
-// values are in force in the mesh, attestation does not lower anyone's
-// trust.
+// that passes and its score is back above ReleaseAbove.
+//
+// Until reference values are in force, attestation does not lower anyone's
+// trust; after they arrive, a peer without evidence is pending, not
+// penalized, for evidenceMaxAge (two broadcast intervals and the clock
+// skew) from the later of their arrival and the first time this node saw
+// the peer: long enough to attest, short enough that one that does not is
+// soon scored as unattested.
 
 const (
 	// QuarantineBelow and ReleaseAbove are the trust thresholds (hysteresis,
@@ -52,12 +57,14 @@ type peerTrust struct {
 	evidenceAt  time.Time      // Evidence.Time of the newest evidence
 	rejected    attest.Counter
 	rateLimited attest.Counter // in seconds' worth of the peer's allowance
+	known       time.Time      // when this node first scored the peer
 	quarantine  string         // reason; "" when not quarantined
 }
 
 type trustBook struct {
 	mu    sync.Mutex
 	peers map[did.DID]*peerTrust
+	refAt time.Time // when the reference values in force were applied
 
 	rateSeen map[peer.ID]uint64 // the mesh's count of each origin's messages over its rate limit, as last read
 }
@@ -65,7 +72,7 @@ type trustBook struct {
 func (b *trustBook) get(d did.DID, now time.Time) *peerTrust {
 	t := b.peers[d]
 	if t == nil {
-		t = &peerTrust{rejected: attest.Counter{HalfLife: rejectHalfLife}, rateLimited: attest.Counter{HalfLife: rejectHalfLife}}
+		t = &peerTrust{rejected: attest.Counter{HalfLife: rejectHalfLife}, rateLimited: attest.Counter{HalfLife: rejectHalfLife}, known: now}
 		b.peers[d] = t
 	}
 	return t
@@ -81,8 +88,20 @@ func (n *Node) trustInputs(cred *did.Credential, t *peerTrust, now time.Time) (a
 		params.UnattestedFactor = 1 // attestation is not enforced in this mesh yet
 	} else {
 		in.Attestation = t.result
+		in.Pending = t.result == nil && now.Before(n.pendingUntil(t))
 	}
 	return in, params
+}
+
+// pendingUntil is when a peer without evidence stops being pending: the
+// later of the reference values' arrival and the first time we saw it,
+// plus the time it needs to attest. The caller holds n.trust.mu.
+func (n *Node) pendingUntil(t *peerTrust) time.Time {
+	since := t.known
+	if n.trust.refAt.After(since) {
+		since = n.trust.refAt
+	}
+	return since.Add(n.evidenceMaxAge())
 }
 
 // trustOf computes a peer's effective trust now; the caller holds n.trust.mu.
@@ -105,6 +124,7 @@ func (n *Node) standing(cred *did.Credential) (trust float64, attested bool, qua
 type trustView struct {
 	trust       float64
 	attested    bool
+	pending     bool // no evidence yet, not penalized yet
 	rejected    float64
 	rateLimited float64
 	quarantine  string
@@ -117,7 +137,7 @@ func (n *Node) trustDetail(cred *did.Credential) trustView {
 	t := n.trust.get(cred.Subject, now)
 	in, _ := n.trustInputs(cred, t, now)
 	return trustView{trust: n.trustOf(cred, t, now), attested: t.result != nil && t.result.OK && t.result.Hardware,
-		rejected: in.Rejected, rateLimited: in.RateLimited, quarantine: t.quarantine}
+		pending: in.Pending, rejected: in.Rejected, rateLimited: in.RateLimited, quarantine: t.quarantine}
 }
 
 // reassess recomputes a peer's standing and quarantines or releases it.
@@ -223,8 +243,10 @@ func (n *Node) ApplyReference(token []byte) (bool, error) {
 		return false, err
 	}
 	n.log.Info("attestation reference values applied", "event_type", "reference_applied", "issuer", ref.Issuer.String(), "version", ref.Version)
-	// Re-judge the evidence we hold against the new values.
+	// Re-judge the evidence we hold against the new values; peers without
+	// evidence are pending from now.
 	n.trust.mu.Lock()
+	n.trust.refAt = n.now()
 	for _, t := range n.trust.peers {
 		t.result = nil // judged again when the peer next attests
 	}

@@ -131,8 +131,8 @@ func TestStaleEvidenceQuarantines(t *testing.T) {
 	}
 	eventually(t, 3*time.Second, "a holds b's passing evidence", func() bool {
 		p, _ := a.registry.Get(b.host.ID())
-		tr, _, q := a.standing(p.Credential)
-		return tr > 0.7 && q == ""
+		tv := a.trustDetail(p.Credential)
+		return !tv.pending && tv.trust > 0.7 && tv.quarantine == "" // pending would be 0.9 without evidence
 	})
 	// b stops attesting: after MaxAge (10 min) its evidence halves in weight
 	// every 5 min; 25 min on, 0.72 x 1/8 is under the 0.3 threshold.
@@ -298,6 +298,55 @@ func TestRateLimitViolationsLowerTrust(t *testing.T) {
 	})
 	if th := r.trustDetail(ph.Credential); th.trust < 0.85 || th.quarantine != "" || th.rejected != 0 || th.rateLimited != 0 {
 		t.Fatalf("honest h lost standing at r: %+v", th)
+	}
+}
+
+// TestNewReferencesLeaveTimeToAttest: when reference values first arrive,
+// a peer that has not attested yet is pending, not penalized: its trust
+// does not fall under the policy's minimum before it had a chance to
+// attest. Once that time is over, an unattested peer is scored as such.
+func TestNewReferencesLeaveTimeToAttest(t *testing.T) {
+	m := newMesh(t)
+	m.options = func(o *Options) { o.AttestDelay = -1 }
+	a, b := m.startIn([]string{"north"}), m.startIn([]string{"north"})
+	verifiedMesh(t, a, b)
+	got := collect(t, a, "north", "maps")
+	publishUntil(t, b, "north", "maps", "before", got.has)
+	p, _ := a.registry.Get(b.host.ID())
+
+	ref := approve(t, m, 1)
+	for _, n := range []*testNode{a, b} {
+		if _, err := n.ApplyReference(ref); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if tv := a.trustDetail(p.Credential); !tv.pending || tv.trust < 0.85 {
+		t.Fatalf("right after the reference values: %+v, want pending with the credential's 0.9", tv)
+	}
+	publishUntil(t, b, "north", "maps", "pending", got.has) // not refused as below min_trust_score 0.5
+
+	// Its time to attest is over: unattested, 0.9 x 0.5 = 0.45 < 0.5.
+	m.clock.advance(a.evidenceMaxAge() + time.Second)
+	if tv := a.trustDetail(p.Credential); tv.pending || tv.trust > 0.46 || tv.quarantine != "" {
+		t.Fatalf("once its time to attest is over: %+v, want 0.45, not pending, not quarantined", tv)
+	}
+	before := a.Mesh().Stats().Rejected()["unauthorized"]
+	if _, err := b.Mesh().Publish(context.Background(), "north", "maps", []byte("unattested")); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 3*time.Second, "a refuses the unattested peer's message", func() bool {
+		return a.Mesh().Stats().Rejected()["unauthorized"] > before
+	})
+
+	// It attests: software-only evidence that passes, 0.72 (less the
+	// decaying cost of the refused message).
+	if err := b.Attest(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 3*time.Second, "a judges b's evidence", func() bool { return a.trustDetail(p.Credential).trust > 0.6 })
+	publishUntil(t, b, "north", "maps", "attested", got.has)
+	if got.has("unattested") {
+		t.Fatal("the unattested peer's message was delivered")
 	}
 }
 

@@ -80,6 +80,9 @@ type Peer struct {
 	Attested         bool    `json:"attested"` // newest evidence passed with a hardware quote
 	Quarantined      bool    `json:"quarantined"`
 	QuarantineReason string  `json:"quarantine_reason,omitempty"`
+	// AttestationPending: attestation is enforced, the peer has not
+	// attested yet and is still within its time to do so (not penalized).
+	AttestationPending bool `json:"attestation_pending,omitempty"`
 	// RejectedMessages and RateLimitViolations are the penalty inputs of
 	// EffectiveTrust, decayed (half-life 10 minutes): messages of the peer
 	// our validators rejected, and its messages dropped over its rate
