@@ -392,7 +392,9 @@ func (n *Node) handleChallenge(s network.Stream) {
 	defer s.Close()
 	_ = s.SetDeadline(time.Now().Add(10 * time.Second))
 	p := s.Conn().RemotePeer()
-	if _, ok := n.registry.Get(p); !ok {
+	// The challenger verified us and challenges at once; our side of its
+	// handshake may still be running.
+	if _, ok := n.mesh.AwaitMember(p, 5*time.Second); !ok {
 		s.Reset()
 		return
 	}
