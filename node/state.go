@@ -144,19 +144,28 @@ func (t stateTransport) Broadcast(ctx context.Context, _ string, delta []byte) e
 // authorizer asks the policy whether a writer may write a key of a state.
 // The writer's credential is its current one if it is connected, ours if
 // it is us, or the last one it presented to us while still valid and not
-// revoked; a writer we never verified is refused.
+// revoked; a writer we never verified is refused. Its trust score is this
+// node's effective trust in it (as for publishing), with its attestation
+// and quarantine; our own writes carry our credential's score.
 func (s *states) authorizer(t pubsub.Topic) crdt.Authorizer {
 	return func(origin did.DID, state, key string) error {
 		cred := s.n.credentialOf(origin)
 		if cred == nil {
 			return fmt.Errorf("writer %s is not a member known to this node", origin)
 		}
+		trust, attested, quarantine := cred.Claims.TrustScore, false, ""
+		if origin != s.n.id.DID() {
+			trust, attested, quarantine = s.n.standing(cred)
+		}
+		if quarantine != "" {
+			return fmt.Errorf("%w: state_write of %q by %s: quarantined here (%s)", pubsub.ErrDenied, key, origin, quarantine)
+		}
 		name := strings.TrimPrefix(state, t.Zone+".")
 		in := policy.Input{Action: policy.ActionStateWrite, Mesh: t.Mesh, Zone: t.Zone, Channel: t.Channel, Topic: t.String(),
 			State: name, Key: key, Now: s.n.now(), Subject: policy.Subject{
-				DID: cred.Subject.String(), Role: cred.Claims.Role, TrustScore: cred.Claims.TrustScore, Zones: cred.Claims.Zones,
+				DID: cred.Subject.String(), Role: cred.Claims.Role, TrustScore: trust, Zones: cred.Claims.Zones,
 				SoftwareVersion: cred.Claims.SoftwareVersion, Capabilities: cred.Claims.Capabilities,
-				CredentialID: cred.ID, ValidUntil: cred.Expires,
+				Attested: attested, Quarantined: quarantine != "", CredentialID: cred.ID, ValidUntil: cred.Expires,
 			}}
 		if d := s.n.policy.Decide(context.Background(), &in); !d.Allow {
 			return fmt.Errorf("%w: state_write of %q by %s: %s", pubsub.ErrDenied, key, origin, strings.Join(d.Reasons, "; "))

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -201,4 +202,65 @@ func keys(m map[string][]byte) []string {
 		out = append(out, k[len(k)-12:])
 	}
 	return out
+}
+
+// TestStateWritesNeedEffectiveTrust: a node judges another's state writes
+// by its effective trust in the writer, not by the credential's score. b's
+// credential says 0.9, but a has rejected enough of its messages to trust
+// it less than the policy's 0.5, then to quarantine it: a refuses b's
+// writes, even when they reach it through c, which still trusts b.
+func TestStateWritesNeedEffectiveTrust(t *testing.T) {
+	m := newMesh(t)
+	a, b, c := m.startIn([]string{"north"}), m.startIn([]string{"north"}), m.startIn([]string{"north"})
+	verifiedMesh(t, a, b, c)
+	ra, rb, rc := openTestState(t, a, "north", "hazards"), openTestState(t, b, "north", "hazards"), openTestState(t, c, "north", "hazards")
+	waitStateMesh(t, "north", "hazards", a, b, c)
+	ctx := context.Background()
+	if _, err := rb.Put(ctx, ownKey(b, "trusted"), []byte("ok")); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "b's write while trusted reaches a", func() bool {
+		_, ok := ra.Get(ownKey(b, "trusted"))
+		return ok
+	})
+
+	topic, _ := pubsub.ZoneTopic(DefaultMesh, "north", stateKey{"north", "hazards"}.channel())
+	authorize := a.states.authorizer(topic)
+	a.states.mu.Lock()
+	oa := a.states.open[stateKey{"north", "hazards"}]
+	a.states.mu.Unlock()
+	for _, tc := range []struct {
+		name     string
+		rejected int    // more of b's messages a rejects
+		refusal  string // why a refuses b's write
+	}{
+		{"trust below the policy's minimum", 6, "trust score"}, // 0.9 × e^-0.6 = 0.49
+		{"quarantined", 6, "quarantined"},                      // 0.9 × e^-1.2 = 0.27
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for range tc.rejected {
+				a.onReject(b.host.ID(), "test")
+			}
+			if err := authorize(b.DID(), "north.hazards", ownKey(b, "x")); err == nil || !strings.Contains(err.Error(), tc.refusal) {
+				t.Fatalf("a authorizes b's write: %v", err)
+			}
+			if err := authorize(c.DID(), "north.hazards", ownKey(c, "x")); err != nil {
+				t.Fatalf("a refuses c's write: %v", err)
+			}
+			// b's write reaches c, which trusts b; a pulls it from c by
+			// anti-entropy and refuses that entry.
+			key := ownKey(b, tc.name)
+			if _, err := rb.Put(ctx, key, []byte("distrusted")); err != nil {
+				t.Fatal(err)
+			}
+			eventually(t, 10*time.Second, "c merges b's write", func() bool { _, ok := rc.Get(key); return ok })
+			a.states.reconcile(ctx, c.host.ID(), oa)
+			if _, ok := ra.Get(key); ok {
+				t.Fatal("a merged the write of a writer it does not trust enough")
+			}
+			if a.logs.find(map[string]string{"event_type": "state_entry_refused", "reason": tc.refusal}) == nil {
+				t.Fatalf("no state_entry_refused log at a naming %q", tc.refusal)
+			}
+		})
+	}
 }
