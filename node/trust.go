@@ -29,11 +29,14 @@ import (
 // (attest.EffectiveTrust: the credential's score, lowered by failed or
 // stale attestation, by messages our validators rejected and by messages
 // dropped over the peer's rate limit). That score is the peer's trust_score
-// in policy inputs and GossipSub's application-specific score. A peer whose
-// evidence fails, or whose score falls below QuarantineBelow, is
-// quarantined at once: no zone traffic to or from it, no sender keys, and
-// our keys are rotated. It is released when it broadcasts newer evidence
-// that passes and its score is back above ReleaseAbove.
+// in policy inputs (publishing, state writes) and GossipSub's
+// application-specific score. A peer whose evidence fails, or whose score
+// falls below QuarantineBelow, is quarantined at once: no zone traffic to
+// or from it, no sender keys, and our keys are rotated. A quarantine for
+// failed or stale evidence is announced on the control topic with the
+// evidence (quarantine.go), so that other nodes can check it themselves.
+// A peer is released when it broadcasts newer evidence that passes and its
+// score is back above ReleaseAbove.
 //
 // Until reference values are in force, attestation does not lower anyone's
 // trust; after they arrive, a peer without evidence is pending, not
@@ -58,6 +61,7 @@ type peerTrust struct {
 	rejected    attest.Counter
 	rateLimited attest.Counter // in seconds' worth of the peer's allowance
 	known       time.Time      // when this node first scored the peer
+	announced   time.Time      // Evidence.Time of the newest quarantine announcement sent or accepted about it
 	quarantine  string         // reason; "" when not quarantined
 }
 
@@ -110,6 +114,18 @@ func (n *Node) trustOf(cred *did.Credential, t *peerTrust, now time.Time) float6
 	return attest.EffectiveTrust(in, params, now)
 }
 
+// staleAlone reports whether a peer's evidence has faded so much that,
+// without any penalty, its trust is below QuarantineBelow: a quarantine
+// others can check from the evidence. The caller holds n.trust.mu.
+func (n *Node) staleAlone(cred *did.Credential, t *peerTrust, now time.Time) bool {
+	if t.result == nil || !t.result.OK {
+		return false
+	}
+	in, params := n.trustInputs(cred, t, now)
+	in.Rejected, in.RateLimited = 0, 0
+	return attest.EffectiveTrust(in, params, now) < QuarantineBelow
+}
+
 // standing returns a verified peer's effective trust, attestation and
 // quarantine state.
 func (n *Node) standing(cred *did.Credential) (trust float64, attested bool, quarantine string) {
@@ -148,11 +164,17 @@ func (n *Node) reassess(cred *did.Credential, why string) {
 	score := n.trustOf(cred, t, now)
 	failed := n.references.Current() != nil && t.result != nil && !t.result.OK
 	var quarantined, released bool
+	var announce string // why others can check this quarantine, if they can
 	switch {
 	case t.quarantine == "" && (failed || score < QuarantineBelow):
 		t.quarantine = why
-		if failed {
+		switch {
+		case failed:
 			t.quarantine = "attestation failed: " + strings.Join(t.result.Problems, "; ")
+			announce = attest.QuarantineFailed
+		case n.references.Current() != nil && n.staleAlone(cred, t, now):
+			t.quarantine = "evidence stale: made at " + t.evidenceAt.UTC().Format(time.RFC3339)
+			announce = attest.QuarantineStale
 		}
 		quarantined = true
 	case t.quarantine != "" && !failed && score >= ReleaseAbove:
@@ -160,6 +182,7 @@ func (n *Node) reassess(cred *did.Credential, why string) {
 		released = true
 	}
 	reason := t.quarantine
+	evidenceAt, announced := t.evidenceAt, t.announced
 	n.trust.mu.Unlock()
 	switch {
 	case quarantined:
@@ -168,6 +191,9 @@ func (n *Node) reassess(cred *did.Credential, why string) {
 		n.metrics.quarantine("quarantined")
 		if n.mesh != nil {
 			n.mesh.RotateKeys("quarantine")
+		}
+		if announce != "" && evidenceAt.After(announced) {
+			n.announceQuarantine(cred.Subject, evidenceAt, announce)
 		}
 	case released:
 		n.log.Info("peer released from quarantine", "event_type", "peer_released", "did", cred.Subject.String(),

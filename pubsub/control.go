@@ -15,10 +15,11 @@ const (
 	controlReference   = "attest-reference"
 	controlEvidence    = "evidence"
 	controlMember      = "member"
+	controlQuarantine  = "quarantine"
 )
 
 // controlMessage is the data of a control-topic message:
-// {"v":1,"type":"revocations"|"policy","token":"<base64>"}.
+// {"v":1,"type":"revocations"|"policy"|...,"token":"<base64>"}.
 type controlMessage struct {
 	V     int    `json:"v"`
 	Type  string `json:"type"`
@@ -34,7 +35,7 @@ func decodeControl(data []byte) (*controlMessage, error) {
 		return nil, err
 	}
 	known := cm.Type == controlRevocations || cm.Type == controlPolicy || cm.Type == controlReference ||
-		cm.Type == controlEvidence || cm.Type == controlMember
+		cm.Type == controlEvidence || cm.Type == controlMember || cm.Type == controlQuarantine
 	if cm.V != 1 || !known || len(cm.Token) == 0 {
 		return nil, fmt.Errorf("control message v%d type %q", cm.V, truncate(cm.Type))
 	}
@@ -69,6 +70,12 @@ func (m *Mesh) PublishMember(ctx context.Context, token []byte) error {
 // has in force.
 func (m *Mesh) PublishEvidence(ctx context.Context, token []byte) error {
 	return m.publishControl(ctx, controlEvidence, token)
+}
+
+// PublishQuarantine publishes a signed quarantine announcement on the
+// control topic. Every node re-judges the evidence inside it.
+func (m *Mesh) PublishQuarantine(ctx context.Context, token []byte) error {
+	return m.publishControl(ctx, controlQuarantine, token)
 }
 
 func (m *Mesh) publishControl(ctx context.Context, typ string, token []byte) error {

@@ -63,6 +63,9 @@ func (c *testControl) ApplyEvidence(peer.ID, []byte) (bool, error) {
 func (c *testControl) ApplyMember([]byte) (bool, error) {
 	return false, errors.New("not in this harness")
 }
+func (c *testControl) ApplyQuarantine([]byte) (bool, error) {
+	return false, errors.New("not in this harness")
+}
 func (c *testControl) ControlState() ControlState { return ControlState{} }
 
 type tnode struct {

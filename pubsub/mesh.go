@@ -55,6 +55,11 @@ type ControlHandler interface {
 	// package, both self-authenticating, so that members this node is not
 	// connected to can be verified as message origins and key requesters.
 	ApplyMember(token []byte) (changed bool, err error)
+	// ApplyQuarantine judges a signed quarantine announcement: the
+	// accused's own evidence, which the node checks against its own
+	// reference values. An announcement that does not justify a quarantine
+	// here is refused with an error wrapping ErrIgnored (or ErrStale).
+	ApplyQuarantine(token []byte) (changed bool, err error)
 	// ControlState returns the issuer-signed content in force, to hand to
 	// late joiners.
 	ControlState() ControlState
@@ -71,6 +76,12 @@ type ControlState struct {
 // ErrStale marks control content older than what is in force: ignored, not
 // held against the sender.
 var ErrStale = errors.New("stale control content")
+
+// ErrIgnored marks control content that is authentic but that this node
+// does not act on, for reasons of its own (a quarantine announcement whose
+// evidence passes against the reference values in force here): Ignored,
+// not held against the sender, who may judge differently.
+var ErrIgnored = errors.New("control content not acted on")
 
 // Config holds a Mesh's dependencies and settings. Zero settings take the
 // defaults noted.

@@ -173,12 +173,16 @@ func (m *Mesh) applyControl(origin peer.ID, cm *controlMessage) (bool, error) {
 		return m.cfg.Control.ApplyEvidence(origin, cm.Token)
 	case controlMember:
 		return m.cfg.Control.ApplyMember(cm.Token)
+	case controlQuarantine:
+		return m.cfg.Control.ApplyQuarantine(cm.Token)
 	}
 	return false, errors.New("unknown control type")
 }
 
+// isRollback reports content that is Ignored: older than what is in force,
+// or not acted on here.
 func isRollback(err error) bool {
-	return errors.Is(err, did.ErrRollback) || errors.Is(err, policy.ErrRollback) || errors.Is(err, ErrStale)
+	return errors.Is(err, did.ErrRollback) || errors.Is(err, policy.ErrRollback) || errors.Is(err, ErrStale) || errors.Is(err, ErrIgnored)
 }
 
 // reasonRateLimited is the drop reason of a message over its origin's rate limit.
