@@ -349,6 +349,28 @@ func (l *zoneLoad) ratio(name string) (float64, Series) {
 	return float64(got) / float64(exp), s
 }
 
+// latencySeries is the q-quantile latency (ms) of each bucket's messages.
+func (l *zoneLoad) latencySeries(name string, q float64) Series {
+	l.mu.Lock()
+	by := make([][]time.Duration, len(l.exp))
+	for _, s := range l.lat {
+		if s.bucket < len(by) {
+			by[s.bucket] = append(by[s.bucket], s.d)
+		}
+	}
+	l.mu.Unlock()
+	out := Series{Name: name}
+	for b, ds := range by {
+		if len(ds) == 0 {
+			continue
+		}
+		slices.Sort(ds)
+		out.X = append(out.X, (time.Duration(b)*l.bucket + l.bucket/2).Seconds())
+		out.Y = append(out.Y, ms(Percentile(ds, q)))
+	}
+	return out
+}
+
 // counts returns the expected and received deliveries, and failed publications.
 func (l *zoneLoad) counts() (exp, got, pubErr int) {
 	l.mu.Lock()

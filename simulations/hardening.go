@@ -37,7 +37,7 @@ func init() { register("hardening", runHardening) }
 const (
 	// attackerFanout is how many honest nodes of its zone each attacker
 	// dials, relative to the honest degree: attackers seek mesh slots.
-	attackerFanout = 2
+	attackerFanout = 3
 	// coldBootWarmup is how long the cold-boot mesh gets before traffic:
 	// a few GossipSub heartbeats, to graft anything at all.
 	coldBootWarmup = 2 * time.Second
@@ -206,7 +206,7 @@ type hardeningResult struct {
 	net            string
 	before, during float64         // delivery ratios (before: NaN for cold boot)
 	latB, latD     []time.Duration // sorted latencies
-	series         Series
+	series, p95    Series          // delivery ratio and p95 latency per second
 }
 
 func runHardening(ctx context.Context, env *Env, sc *Scenario) ([]*Section, error) {
@@ -254,9 +254,13 @@ func runHardening(ctx context.Context, env *Env, sc *Scenario) ([]*Section, erro
 			z, p := res[0], res[1]
 			ratios.Add(attack, Ratio(z.during, p.during), Ratio(float64(Percentile(z.latD, 0.5)), float64(Percentile(p.latD, 0.5))),
 				Ratio(float64(Percentile(z.latD, 0.95)), float64(Percentile(p.latD, 0.95))), Ratio(float64(Percentile(z.latD, 0.99)), float64(Percentile(p.latD, 0.99))))
-			sec.Plots = append(sec.Plots, &Plot{File: fmt.Sprintf("%s-%d-%s.png", sc.Name, honest, map[bool]string{false: "flash", true: "coldboot"}[cold]),
-				Title: fmt.Sprintf("%s, %d honest nodes + %d attackers", attack, honest, attackers), XLabel: "seconds (by publication time)", YLabel: "honest delivery ratio",
-				Series: []Series{z.series, p.series}})
+			file := fmt.Sprintf("%s-%d-%s", sc.Name, honest, map[bool]string{false: "flash", true: "coldboot"}[cold])
+			title := fmt.Sprintf("%s, %d honest nodes + %d attackers", attack, honest, attackers)
+			sec.Plots = append(sec.Plots,
+				&Plot{File: file + "-delivery.png", Title: title + ": delivery", XLabel: "seconds (by publication time)", YLabel: "honest delivery ratio",
+					Series: []Series{z.series, p.series}},
+				&Plot{File: file + "-p95.png", Title: title + ": p95 latency", XLabel: "seconds (by publication time)", YLabel: "p95 latency (ms)",
+					Series: []Series{z.p95, p.p95}})
 			if z.during < 0.5 {
 				sec.Failures = append(sec.Failures, fmt.Sprintf("%s: ztmesh delivered %.3f of honest traffic during the attack", attack, z.during))
 			}
@@ -326,5 +330,6 @@ func hardeningRun(ctx context.Context, env *Env, sc *Scenario, honest, attackers
 	r.before, r.latB = h.load.window(0, onset)
 	r.during, r.latD = h.load.window(onset, d)
 	_, r.series = h.load.ratio(h.name)
+	r.p95 = h.load.latencySeries(h.name, 0.95)
 	return r, nil
 }

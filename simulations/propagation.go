@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -14,6 +16,7 @@ import (
 	"github.com/ztmesh/ztmesh/did"
 	"github.com/ztmesh/ztmesh/node"
 	"github.com/ztmesh/ztmesh/policy"
+	"github.com/ztmesh/ztmesh/pubsub"
 )
 
 // The propagation scenario measures how long the mesh takes to enforce
@@ -307,8 +310,16 @@ func propagateSize(ctx context.Context, env *Env, sc *Scenario, n int, sec *Sect
 			}
 		}
 		if len(miss) > 0 {
-			sec.Failures = append(sec.Failures, fmt.Sprintf("%d nodes: %d nodes did not enforce the %s within %s (nodes %s)",
-				n, len(miss), what, propagationTimeout, nodeList(miss)))
+			// Say what each missing node looked like: cut off, or not.
+			control := pubsub.ControlTopic(c.Nodes[0].Config().Mesh).String()
+			var diag []string
+			for _, i := range miss[:min(len(miss), 5)] {
+				m := c.Nodes[i]
+				diag = append(diag, fmt.Sprintf("node %d: %d connected peers, %d verified, %d on the control topic",
+					i, len(m.Host().Network().Peers()), m.Registry().Len(), len(m.Mesh().PubSub().ListPeers(control))))
+			}
+			sec.Failures = append(sec.Failures, fmt.Sprintf("%d nodes: %d nodes did not enforce the %s within %s (nodes %s; %s)",
+				n, len(miss), what, propagationTimeout, nodeList(miss), strings.Join(diag, "; ")))
 		}
 	}
 	values := func(m map[int]time.Duration) []time.Duration {
@@ -377,13 +388,25 @@ func propagateSize(ctx context.Context, env *Env, sc *Scenario, n int, sec *Sect
 	if err != nil {
 		return nil, nil, err
 	}
+	// What one node pays to apply it (verify and compile), alone.
+	probe, err := policy.New()
+	if err != nil {
+		return nil, nil, err
+	}
+	t1 := time.Now()
+	if _, err := probe.ApplyBundle(bundle, func(d did.DID) bool { return d == c.Issuer.DID() }); err != nil {
+		return nil, nil, fmt.Errorf("policy bundle: %w", err)
+	}
+	compile := time.Since(t1)
 	env.Printf("propagation: %d nodes: publishing policy bundle version %d", n, bundleVersion)
 	awaitIdle(ctx, 500*time.Millisecond, 10*time.Second)
 	start = time.Now()
+	u0 := ReadUsage()
 	if err := pub.Mesh().PublishPolicyBundle(ctx, bundle); err != nil {
 		return nil, nil, fmt.Errorf("publish policy bundle: %w", err)
 	}
 	got = await(enforceKey(evPolicy, ""), start, want)
+	cpu := ReadUsage().CPU - u0.CPU
 	missing("policy bundle", got, want)
 	var stale []int
 	for i, m := range c.Nodes {
@@ -394,7 +417,12 @@ func propagateSize(ctx context.Context, env *Env, sc *Scenario, n int, sec *Sect
 	if len(stale) > 0 {
 		sec.Failures = append(sec.Failures, fmt.Sprintf("%d nodes: %d nodes do not run policy version %d (nodes %s)", n, len(stale), bundleVersion, nodeList(stale)))
 	}
-	pushes = append(pushes, &propPush{what: "policy bundle", goal: policyGoal, times: values(got), expected: count(want)})
+	pushes = append(pushes, &propPush{what: "policy bundle", goal: policyGoal, times: values(got), expected: count(want),
+		note: fmt.Sprintf("one node alone verifies and compiles this bundle in %s; applying it also rotates the node's sender keys and re-checks its peers against the new policy. "+
+			"Until the last node had it, the process used %s of CPU (%s per node); on %d cores that alone is at least %s of wall time, against a max of %s here. "+
+			"On a fleet, where each node has its own CPU, a hop would cost about the link latency plus the per-node time.",
+			roundLatency(compile), roundLatency(cpu), roundLatency(cpu/time.Duration(max(1, count(want)))), runtime.NumCPU(),
+			roundLatency(cpu/time.Duration(runtime.NumCPU())), roundLatency(slices.Max(append(values(got), 0))))})
 
 	// (c) Reference values approving every node's binary but one.
 	ref, err := attest.SignReference(c.Issuer, &attest.Reference{Version: 1, AllowedBinaries: []string{goodHash}}, time.Now())
