@@ -285,7 +285,7 @@ func (n *Node) Start(ctx context.Context) error {
 		Mesh: n.cfg.Mesh, Identity: n.id, Credential: n.cred.Load, Policy: n.policy,
 		Members: n, Control: n, Logger: n.log, Now: n.now,
 		MaxSkew: time.Duration(n.cfg.MaxSkew), RotateEvery: time.Duration(n.cfg.KeyRotation), Suite: n.cfg.KeySuite,
-		SeenTTL: n.seenTTL, OnReject: n.onReject,
+		SeenTTL: n.seenTTL, OnReject: n.onReject, RateLimit: n.s.rateLimit,
 	})
 	if err != nil {
 		n.cancel()
