@@ -518,6 +518,23 @@ func runAttackSuite(ctx context.Context, env *Env, sc *Scenario, n int) (*Sectio
 	}
 	l := &lab{env: env, sc: sc, ev: ev, rnd: mrand.New(mrand.NewPCG(sc.Seed, sc.Seed^0x5eed)),
 		attackers: map[did.DID]string{}, spies: map[string]*spy{}}
+	rate := sc.Rate
+	if rate == 0 {
+		rate = 1
+	}
+	size := max(sc.MessageSize, 64)
+	// The comparison on plain GossipSub first, alone on the CPU (the
+	// standard set only: --quick checks the table without it).
+	var plain *plainResult
+	if !env.Quick {
+		env.Printf("attacks: the same load and attackers on plain GossipSub")
+		l.zones = Zones(sc.Zones)
+		if plain, err = l.runPlain(ctx, n, w, rate, size); err != nil {
+			return nil, fmt.Errorf("plain GossipSub comparison: %w", err)
+		}
+		env.Printf("attacks: on plain GossipSub an outsider read %.2f of %d zone messages, %d Sybils %.2f",
+			plain.outsiderRead, plain.honestSent, plain.sybils, plain.sybilRead)
+	}
 	specs := sc.Specs(n)
 	start := time.Now()
 	env.Printf("attacks: starting %d honest nodes in %d zones", n, sc.Zones)
@@ -582,17 +599,12 @@ func runAttackSuite(ctx context.Context, env *Env, sc *Scenario, n int) (*Sectio
 		l.connectMember(ctx, s.m, l.pick(z, max(sc.Degree, 3)))
 		l.spies[z] = s
 	}
-	rate := sc.Rate
-	if rate == 0 {
-		rate = 1
-	}
-	size := max(sc.MessageSize, 64)
 	if err := l.startTraffic(ctx, rate, size); err != nil {
 		return nil, err
 	}
 
 	sec := &Section{Title: fmt.Sprintf("Attacks on a %d-node mesh", n)}
-	tbl := &Table{Header: []string{"attack", "attempts", "accepted", "honest delivery", "stopped by", "measured"}}
+	tbl := &Table{Header: []string{"attack", "attempts", "accepted", "honest delivery", "stopped by", "measured", "plain GossipSub"}}
 
 	// Warm-up: every node fetches the sender keys of its zone's
 	// publishers; wait until delivery is steady (messages of the last
@@ -612,7 +624,7 @@ func runAttackSuite(ctx context.Context, env *Env, sc *Scenario, n int) (*Sectio
 	t1 := time.Now()
 	sleepCtx(ctx, attackSettle)
 	base, sent := l.delivery(t0, t1)
-	tbl.Add("none (reference)", 0, 0, fmt.Sprintf("%.4f", base), "", fmt.Sprintf("%d honest messages in %s", sent, w))
+	tbl.Add("none (reference)", 0, 0, fmt.Sprintf("%.4f", base), "", fmt.Sprintf("%d honest messages in %s", sent, w), "")
 	env.Printf("attacks: reference window: honest delivery %.4f over %d messages", base, sent)
 	if sent == 0 || base < 0.9 {
 		sec.Failures = append(sec.Failures, fmt.Sprintf("honest delivery with no attack is %.3f (%d messages): the mesh is not healthy enough to judge attacks", base, sent))
@@ -667,7 +679,7 @@ func runAttackSuite(ctx context.Context, env *Env, sc *Scenario, n int) (*Sectio
 			sec.Failures = append(sec.Failures, fmt.Sprintf("%s: honest delivery fell to %.3f (%.3f with no attack)", a.name, row.delivery, base))
 		}
 		tbl.Add(a.name, row.attempts, row.accepted, fmt.Sprintf("%.4f", row.delivery),
-			strings.Join(nonEmpty(row.stopped), "; "), strings.Join(row.notes, "; "))
+			strings.Join(nonEmpty(row.stopped), "; "), strings.Join(row.notes, "; "), plain.column(a.name))
 		env.Printf("attacks: %s: %d attempts, %d accepted, honest delivery %.4f; %s", a.name, row.attempts, row.accepted, row.delivery,
 			strings.Join(nonEmpty(row.stopped), "; "))
 	}
@@ -678,6 +690,11 @@ func runAttackSuite(ctx context.Context, env *Env, sc *Scenario, n int) (*Sectio
 		"Accepted is judged on the victims' side: an attacker's message counts if any honest subscriber's Subscription delivered it (so do honest messages delivered twice, and deliveries from honest origins whose payload was altered); a connection counts if any honest node's Registry listed the attacker as verified; a read counts if the attacker obtained plaintext or a sender key. \"Stopped by\" lists the honest nodes' validator verdicts during the attack (all reasons, so background noise such as a key not yet fetched shows too) and the security events they logged about the attacker's peers.",
 		fmt.Sprintf("The %d replay targets (zone %s) run with a GossipSub seen-cache TTL of %s (default 2 min), so that a replay beyond it fits in the run; GossipSub sweeps the cache once a minute whatever the TTL. Every other setting is the default.", len(l.replayTargets()), l.zones[0], attackSeenTTL),
 	)
+	if plain != nil {
+		sec.Text = append(sec.Text, fmt.Sprintf("The plain GossipSub column is the same topology and load on go-libp2p-pubsub with default settings, measured in this run before the ztmesh mesh started: one outsider connected to %d nodes and publishing, then %d Sybils with 3 connections each, listening for %s each.", targetsPerAttacker, plain.sybils, w))
+	} else {
+		sec.Text = append(sec.Text, "The plain GossipSub comparison runs in the standard set only.")
+	}
 	if errs := l.tr.pubErrs.Load(); errs > 0 {
 		sec.Text = append(sec.Text, fmt.Sprintf("%d honest publications failed during the run.", errs))
 	}

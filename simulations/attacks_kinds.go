@@ -25,7 +25,11 @@ import (
 const targetsPerAttacker = 8
 
 func (l *lab) zoneTopic(zone string) string {
-	t, _ := pubsub.ZoneTopic(l.c.cfg.Mesh, zone, attackChannel)
+	mesh := "sim" // NewCluster's default, for the plain GossipSub run before it
+	if l.c != nil {
+		mesh = l.c.cfg.Mesh
+	}
+	t, _ := pubsub.ZoneTopic(mesh, zone, attackChannel)
 	return t.String()
 }
 

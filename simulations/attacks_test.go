@@ -2,10 +2,13 @@ package simulations
 
 import (
 	"context"
+	mrand "math/rand/v2"
 	"os"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ztmesh/ztmesh/did"
 )
 
 // TestAttacksSmall runs the whole attack suite on a small mesh and checks
@@ -31,7 +34,7 @@ attackers: 10
 		t.Fatal(err)
 	}
 	sc.Name = "attacks-test"
-	env := &Env{Seed: sc.Seed}
+	env := &Env{Seed: sc.Seed, Quick: true} // the plain GossipSub comparison has its own test
 	if testing.Verbose() {
 		env.Progress = os.Stderr
 	}
@@ -74,5 +77,27 @@ func TestAttackSelection(t *testing.T) {
 	}
 	if _, err := selectedAttacks(&Scenario{Attacks: []string{"sybill"}}); err == nil {
 		t.Fatal("unknown attack accepted")
+	}
+}
+
+// TestPlainComparison checks the plain GossipSub column on a small mesh:
+// there, an outsider and Sybils do read zone traffic, which is the point
+// of the comparison (and of ztmesh).
+func TestPlainComparison(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs plain GossipSub for about 15 s")
+	}
+	sc, err := ParseScenario([]byte("kind: attacks\nseed: 5\nnodes: [12]\nzones: 2\ndegree: 3\ncross: 1\nrate: 2\nduration: 3s\nattackers: 4\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := &lab{sc: sc, rnd: mrand.New(mrand.NewPCG(1, 2)), zones: Zones(sc.Zones), attackers: map[did.DID]string{}}
+	res, err := l.runPlain(context.Background(), 12, 3*time.Second, 2, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%+v", res)
+	if res.honestSent == 0 || res.outsiderRead < 0.5 || res.outsiderRead > 1 || res.sybilRead < 0.5 || res.sybilRead > 1 || res.outsiderJunk == 0 {
+		t.Fatalf("plain GossipSub should let an outsider read and write: %+v", res)
 	}
 }
