@@ -97,7 +97,10 @@ type fleetZone struct {
 	lat       []time.Duration // sorted after the run
 }
 
-type fleetBucket struct{ expected, delivered int }
+type fleetBucket struct {
+	expected, delivered int
+	lat                 []time.Duration
+}
 
 func (r *fleetResult) ratio() float64 { return Ratio(float64(r.delivered), float64(r.expected)) }
 
@@ -219,6 +222,7 @@ func (l *fleetLoad) run(ctx context.Context, env *Env, name string, net fleetNet
 					z.lat = append(z.lat, d)
 					if b := int(sent.Sub(start) / time.Second); b < len(res.buckets) {
 						res.buckets[b].delivered++
+						res.buckets[b].lat = append(res.buckets[b].lat, d)
 					}
 				}
 				mu.Unlock()
@@ -349,6 +353,9 @@ func (l *fleetLoad) run(ctx context.Context, env *Env, name string, net fleetNet
 	slices.Sort(res.warmup)
 	for z := range res.zone {
 		slices.Sort(res.zone[z].lat)
+	}
+	for b := range res.buckets {
+		slices.Sort(res.buckets[b].lat)
 	}
 	return nil
 }
@@ -785,6 +792,8 @@ func fleetReport(sc *Scenario, quick bool, pairs []fleetPair) []*Section {
 	cdf := &Plot{File: fleetFile(sc.Name, "latency-cdf.png"), Title: "Fleet: latency CDF", XLabel: "latency (ms)", YLabel: "fraction of deliveries"}
 	overTime := &Plot{File: fleetFile(sc.Name, "delivery-over-time.png"), Title: "Fleet: delivery ratio of the messages sent in each second",
 		XLabel: "second of load", YLabel: "delivery ratio"}
+	latTime := &Plot{File: fleetFile(sc.Name, "latency-over-time.png"), Title: "Fleet: p95 latency of the messages sent in each second",
+		XLabel: "second of load", YLabel: "p95 latency (ms)"}
 	mem := &Plot{File: fleetFile(sc.Name, "memory.png"), Title: "Fleet: memory per node", XLabel: "nodes", YLabel: "MB per node"}
 	cpu := &Plot{File: fleetFile(sc.Name, "cpu.png"), Title: "Fleet: CPU during load", XLabel: "nodes", YLabel: "cores busy"}
 	var (
@@ -817,6 +826,7 @@ func fleetReport(sc *Scenario, quick bool, pairs []fleetPair) []*Section {
 			fmt.Sprintf("%.0f", ms(Percentile(b.warmup, 0.5))), fmt.Sprintf("%.0f", ms(Percentile(b.warmup, 0.95))))
 		cdf.Series = append(cdf.Series, CDF(fmt.Sprintf("ztmesh %d", z.nodes), z.all, 200), CDF(fmt.Sprintf("baseline %d", b.nodes), b.all, 200))
 		overTime.Series = append(overTime.Series, z.overTime(fmt.Sprintf("ztmesh %d", z.nodes)), b.overTime(fmt.Sprintf("baseline %d", b.nodes)))
+		latTime.Series = append(latTime.Series, z.latencyOverTime(fmt.Sprintf("ztmesh %d", z.nodes)), b.latencyOverTime(fmt.Sprintf("baseline %d", b.nodes)))
 		zHeap.X, zHeap.Y = append(zHeap.X, n), append(zHeap.Y, z.heapPerNode())
 		bHeap.X, bHeap.Y = append(bHeap.X, n), append(bHeap.Y, b.heapPerNode())
 		zRSS.X, zRSS.Y = append(zRSS.X, n), append(zRSS.Y, z.rssPerNode())
@@ -859,7 +869,7 @@ func fleetReport(sc *Scenario, quick bool, pairs []fleetPair) []*Section {
 	mem.Series = []Series{zHeap, bHeap, zRSS, bRSS}
 	cpu.Series = []Series{zCPU, bCPU}
 	s.Tables = append(s.Tables, sweep, base, fleetZoneTable(last), warm)
-	s.Plots = append(s.Plots, cdf, overTime, mem, cpu)
+	s.Plots = append(s.Plots, cdf, overTime, latTime, mem, cpu)
 	return []*Section{s}
 }
 
@@ -904,6 +914,20 @@ func fleetCompare(a, b time.Duration) int {
 		return 1
 	}
 	return 0
+}
+
+// latencyOverTime is the p95 latency of the messages sent in each second
+// of load.
+func (r *fleetResult) latencyOverTime(name string) Series {
+	s := Series{Name: name}
+	for i, b := range r.buckets {
+		if len(b.lat) == 0 {
+			continue
+		}
+		s.X = append(s.X, float64(i)+0.5)
+		s.Y = append(s.Y, ms(Percentile(b.lat, 0.95)))
+	}
+	return s
 }
 
 // overTime is the delivery ratio of the messages sent in each second of load.
