@@ -943,7 +943,11 @@ func attackSybil(ctx context.Context, l *lab, w time.Duration) (*attackRow, erro
 	if got > 0 {
 		row.failures = append(row.failures, fmt.Sprintf("Sybils received %d messages, the last %s after they connected: %s", got, latest.Round(time.Millisecond), summarize(what)))
 	}
-	gone := "some still connected at the end"
+	still := 0
+	for _, p := range peers {
+		still += l.connectedTo(p.h.ID())
+	}
+	gone := fmt.Sprintf("%d connections to honest nodes still open at the end", still)
 	if allGone > 0 {
 		gone = fmt.Sprintf("all dropped %s after connecting", allGone.Round(100*time.Millisecond))
 	}

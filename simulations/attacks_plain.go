@@ -163,7 +163,20 @@ func (l *lab) runPlain(ctx context.Context, n int, w time.Duration, rate float64
 					}()
 				}
 			}
-			for _, j := range l.rnd.Perm(len(b.Hosts))[:links] {
+			// links honest hosts: spread over the zones for the outsider
+			// (k == 1), at random for the Sybils.
+			var idx []int
+			if k == 1 {
+				for j := 0; len(idx) < links && j < len(b.Hosts); j++ {
+					idx = append(idx, (j%len(l.zones))+len(l.zones)*l.rnd.IntN(max(1, len(b.Hosts)/len(l.zones))))
+				}
+			} else {
+				idx = l.rnd.Perm(len(b.Hosts))[:links]
+			}
+			for _, j := range idx {
+				if j >= len(b.Hosts) {
+					continue
+				}
 				x := b.Hosts[j]
 				if _, err := b.Net.LinkPeers(h.ID(), x.ID()); err != nil {
 					return 0, 0, err
