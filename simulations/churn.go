@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	mrand "math/rand/v2"
+	"runtime"
 	"slices"
 	"sync"
 	"time"
@@ -137,6 +138,7 @@ type zoneLoad struct {
 	lat    []zoneLoadSample
 	recv   sync.WaitGroup
 	pubErr int
+	cores  float64 // CPU the whole process used during the last run, in cores
 }
 
 // zoneLoadSample is one delivery's latency, by the bucket it was published in.
@@ -256,6 +258,13 @@ func (l *zoneLoad) run(ctx context.Context, d time.Duration, seed uint64) {
 	l.exp, l.got = make([]int, buckets), make([]int, buckets)
 	l.msgs, l.lat, l.pubErr = map[uint64]*zoneLoadMsg{}, nil, 0
 	l.mu.Unlock()
+	u0 := ReadUsage()
+	defer func() {
+		cores := ReadUsage().CoresSince(u0)
+		l.mu.Lock()
+		l.cores = cores
+		l.mu.Unlock()
+	}()
 	pctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
 	r := mrand.New(mrand.NewPCG(seed, 7))
@@ -369,6 +378,13 @@ func (l *zoneLoad) latencySeries(name string, q float64) Series {
 		out.Y = append(out.Y, ms(Percentile(ds, q)))
 	}
 	return out
+}
+
+// busy is the CPU the process used during the last run, in cores.
+func (l *zoneLoad) busy() float64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.cores
 }
 
 // counts returns the expected and received deliveries, and failed publications.
@@ -773,11 +789,12 @@ func churnSize(ctx context.Context, env *Env, sc *Scenario, n int) (*Section, er
 	_, bLat := bl.window(0, d)
 	bl.stop()
 
-	tbl := &Table{Caption: "Zone traffic under churn.", Header: []string{"", "expected deliveries", "delivered", "delivery ratio", "p50", "p95", "p99", "failed publications"}}
-	tbl.Add("ztmesh", zExp, zGot, fmt.Sprintf("%.4f", zRatio), roundLatency(Percentile(zLat, 0.5)), roundLatency(Percentile(zLat, 0.95)), roundLatency(Percentile(zLat, 0.99)), zErr)
-	tbl.Add("plain GossipSub", bExp, bGot, fmt.Sprintf("%.4f", bRatio), roundLatency(Percentile(bLat, 0.5)), roundLatency(Percentile(bLat, 0.95)), roundLatency(Percentile(bLat, 0.99)), bErr)
+	tbl := &Table{Caption: fmt.Sprintf("Zone traffic under churn. CPU is the whole process's during the run, in cores (the machine has %d).", runtime.NumCPU()),
+		Header: []string{"", "expected deliveries", "delivered", "delivery ratio", "p50", "p95", "p99", "failed publications", "CPU"}}
+	tbl.Add("ztmesh", zExp, zGot, fmt.Sprintf("%.4f", zRatio), roundLatency(Percentile(zLat, 0.5)), roundLatency(Percentile(zLat, 0.95)), roundLatency(Percentile(zLat, 0.99)), zErr, zl.busy())
+	tbl.Add("plain GossipSub", bExp, bGot, fmt.Sprintf("%.4f", bRatio), roundLatency(Percentile(bLat, 0.5)), roundLatency(Percentile(bLat, 0.95)), roundLatency(Percentile(bLat, 0.99)), bErr, bl.busy())
 	tbl.Add("ratio", "", "", fmt.Sprintf("%.3f", Ratio(zRatio, bRatio)), Ratio(float64(Percentile(zLat, 0.5)), float64(Percentile(bLat, 0.5))),
-		Ratio(float64(Percentile(zLat, 0.95)), float64(Percentile(bLat, 0.95))), Ratio(float64(Percentile(zLat, 0.99)), float64(Percentile(bLat, 0.99))), "")
+		Ratio(float64(Percentile(zLat, 0.95)), float64(Percentile(bLat, 0.95))), Ratio(float64(Percentile(zLat, 0.99)), float64(Percentile(bLat, 0.99))), "", Ratio(zl.busy(), bl.busy()))
 	sec.Tables = append([]*Table{tbl}, sec.Tables...)
 	sec.Plots = append([]*Plot{{File: fmt.Sprintf("%s-%d-delivery.png", sc.Name, n), Title: fmt.Sprintf("Delivery under churn, %d nodes", n),
 		XLabel: "seconds (by publication time)", YLabel: "delivery ratio", Series: []Series{zSeries, bSeries}}}, sec.Plots...)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	mrand "math/rand/v2"
+	"runtime"
 	"time"
 
 	ps "github.com/libp2p/go-libp2p-pubsub"
@@ -207,6 +208,7 @@ type hardeningResult struct {
 	before, during float64         // delivery ratios (before: NaN for cold boot)
 	latB, latD     []time.Duration // sorted latencies
 	series, p95    Series          // delivery ratio and p95 latency per second
+	cores          float64         // CPU the process used during the run
 }
 
 func runHardening(ctx context.Context, env *Env, sc *Scenario) ([]*Section, error) {
@@ -230,7 +232,8 @@ func runHardening(ctx context.Context, env *Env, sc *Scenario) ([]*Section, erro
 			"Both networks get %s of uncounted warm-up traffic before the measured run (in ztmesh, receivers pull each sender's key on its first message); in a cold boot the attackers already drop during it. "+
 			"Plain GossipSub with default settings runs the same attackers on the same links.",
 			honest, attackers, sc.Zones, sc.Degree, sc.Cross, attackerFanout*sc.Degree, time.Duration(sc.Link.Latency), sc.Rate, sc.MessageSize, d, coldBootWarmup, min(zoneLoadWarmup, d/2)))
-		tbl := &Table{Header: []string{"attack", "network", "delivery before", "delivery during", "p50 during", "p95 during", "p99 during", "p95 before"}}
+		tbl := &Table{Caption: fmt.Sprintf("CPU is the whole process's during the run, in cores (the machine has %d).", runtime.NumCPU()),
+			Header: []string{"attack", "network", "delivery before", "delivery during", "p50 during", "p95 during", "p99 during", "p95 before", "CPU"}}
 		ratios := &Table{Caption: "ztmesh / plain GossipSub.", Header: []string{"attack", "delivery during", "p50 during", "p95 during", "p99 during"}}
 		for _, cold := range []bool{false, true} {
 			attack := "covert flash"
@@ -249,7 +252,7 @@ func runHardening(ctx context.Context, env *Env, sc *Scenario) ([]*Section, erro
 					before, latBefore = fmt.Sprintf("%.4f", r.before), roundLatency(Percentile(r.latB, 0.95)).String()
 				}
 				tbl.Add(attack, r.net, before, fmt.Sprintf("%.4f", r.during), roundLatency(Percentile(r.latD, 0.5)), roundLatency(Percentile(r.latD, 0.95)),
-					roundLatency(Percentile(r.latD, 0.99)), latBefore)
+					roundLatency(Percentile(r.latD, 0.99)), latBefore, r.cores)
 			}
 			z, p := res[0], res[1]
 			ratios.Add(attack, Ratio(z.during, p.during), Ratio(float64(Percentile(z.latD, 0.5)), float64(Percentile(p.latD, 0.5))),
@@ -331,5 +334,6 @@ func hardeningRun(ctx context.Context, env *Env, sc *Scenario, honest, attackers
 	r.during, r.latD = h.load.window(onset, d)
 	_, r.series = h.load.ratio(h.name)
 	r.p95 = h.load.latencySeries(h.name, 0.95)
+	r.cores = h.load.busy()
 	return r, nil
 }
