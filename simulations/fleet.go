@@ -734,7 +734,10 @@ func fleetReport(sc *Scenario, quick bool, pairs []fleetPair) []*Section {
 			"are in place (steady state; see the cold start table). A delivery counts if it arrives within %s after the last publication; the delivery "+
 			"ratio is deliveries / (publications × (zone members − 1)). Latency is from the publisher's call to the subscriber's "+
 			"read, sealing and opening included, on one clock. The baseline is plain go-libp2p-pubsub with default settings on "+
-			"the same links and topology, one topic per zone, in the same run. Figures in parentheses are ztmesh / baseline.",
+			"the same links and topology, one topic per zone, in the same run. Its defaults include flood publishing, which ztmesh "+
+			"turns off so that its peer filter decides every send: a ztmesh publisher reaches only its GossipSub mesh peers "+
+			"directly, the baseline's every connected zone peer, so some of the latency ratio is hops. "+
+			"Figures in parentheses are ztmesh / baseline.",
 		fleetInts(sc.Sizes(quick)), sc.Zones, sc.MessageSize, sc.Rate, fleetChannel, sc.RunFor(quick),
 		sc.Link.Link().Latency, fleetBandwidth(sc.Link.Bandwidth), sc.Degree, sc.Cross, fleetDrain))
 
