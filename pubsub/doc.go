@@ -11,7 +11,10 @@
 // handshake) and the policy allows it to subscribe there: the GossipSub peer
 // filter asks on every path that chooses peers (mesh, fanout, gossip,
 // IWANT, GRAFT). Flood publishing, floodsub peers and direct peers, which
-// GossipSub does not filter, are turned off.
+// GossipSub does not filter, are turned off, and GossipSub runs on a host
+// whose streams exist only with verified members (gate.go): a peer that
+// subscribes before GossipSub knows its protocol would otherwise be taken
+// for a floodsub peer and sent messages unfiltered.
 //
 // # Envelope
 //

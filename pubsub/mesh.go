@@ -265,7 +265,7 @@ func New(ctx context.Context, h host.Host, cfg Config) (*Mesh, error) {
 	if cfg.SeenTTL > 0 {
 		opts = append(opts, ps.WithSeenMessagesTTL(cfg.SeenTTL))
 	}
-	if m.ps, err = ps.NewGossipSub(m.ctx, h, opts...); err != nil {
+	if m.ps, err = ps.NewGossipSub(m.ctx, gatedHost{h, m}, opts...); err != nil {
 		m.cancel()
 		return nil, fmt.Errorf("gossipsub: %w", err)
 	}
@@ -399,7 +399,7 @@ func (m *Mesh) AwaitMember(p peer.ID, max time.Duration) (Member, bool) {
 		if ok || time.Now().After(deadline) || m.h.Network().Connectedness(p) != network.Connected {
 			return mem, ok
 		}
-		time.Sleep(100 * time.Millisecond)
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 

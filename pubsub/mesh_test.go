@@ -3,6 +3,7 @@ package pubsub
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -15,6 +16,8 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/ztmesh/ztmesh/did"
 )
 
 func TestPublishSubscribeSealed(t *testing.T) {
@@ -63,17 +66,33 @@ func TestOwnPolicyRefusesPublishAndSubscribeOutsideZones(t *testing.T) {
 }
 
 // rawInjector is a libp2p host speaking GossipSub's wire protocol by hand:
-// it writes arbitrary RPCs, as an attacker could.
+// it writes arbitrary RPCs, as a compromised member could. (GossipSub
+// streams exist only with verified members, so the target counts it as one:
+// what it forwards must still pass the validator.)
 type rawInjector struct {
 	h  host.Host
 	ps *ps.PubSub
 }
 
 func newInjector(t *testing.T, target *tnode) *rawInjector {
-	h, err := libp2p.New(libp2p.NoListenAddrs)
+	id, err := did.GenerateIdentity(rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
+	h, err := libp2p.New(libp2p.Identity(id.LibP2PKey()), libp2p.NoListenAddrs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	iss, _ := did.GenerateIdentity(rand.Reader)
+	tok, err := did.Issue(iss, id.DID(), did.Claims{Role: "vehicle", TrustScore: 0.9, Zones: []string{"north"}, SoftwareVersion: "1.4.0"}, did.IssueOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cred, err := did.Inspect([]byte(tok))
+	if err != nil {
+		t.Fatal(err)
+	}
+	target.members.set(h.ID(), Member{Credential: cred, TrustScore: 0.9})
 	t.Cleanup(func() { h.Close() })
 	// It also runs stock GossipSub, so the target counts it as a GossipSub
 	// peer (and scores it) like any forwarder.
