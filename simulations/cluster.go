@@ -11,6 +11,7 @@ import (
 	mrand "math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
@@ -232,37 +233,60 @@ func (c *Cluster) Wire(ctx context.Context, degree, cross int, seed uint64) erro
 	})
 }
 
-// Topology returns the links of a fleet: every node dials degree random
-// nodes that share its first zone, plus cross random nodes of any zone
-// (they carry the control topic between zones). The same seed gives the
-// same graph, so a baseline can run on exactly the links ztmesh ran on.
+// Topology returns the links of a fleet: the members of each zone form a
+// ring (so no zone is ever split), and every node adds random distinct
+// members of its first zone until it has degree zone links, plus cross
+// random nodes of any zone (they carry the control topic between zones).
+// The same seed gives the same graph, so a baseline can run on exactly the
+// links ztmesh ran on.
 func Topology(specs []NodeSpec, degree, cross int, seed uint64) [][2]int {
 	r := mrand.New(mrand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
+	var zoneNames []string
 	byZone := map[string][]int{}
 	for i, s := range specs {
 		if len(s.Zones) > 0 {
-			byZone[s.Zones[0]] = append(byZone[s.Zones[0]], i)
+			z := s.Zones[0]
+			if _, ok := byZone[z]; !ok {
+				zoneNames = append(zoneNames, z)
+			}
+			byZone[z] = append(byZone[z], i)
 		}
 	}
 	seen := map[[2]int]bool{}
+	deg := make([]int, len(specs)) // zone links per node
 	var pairs [][2]int
-	add := func(a, b int) {
-		if a == b {
-			return
-		}
+	add := func(a, b int) bool {
 		p := [2]int{min(a, b), max(a, b)}
-		if !seen[p] {
-			seen[p] = true
-			pairs = append(pairs, p)
+		if a == b || seen[p] {
+			return false
+		}
+		seen[p] = true
+		pairs = append(pairs, p)
+		return true
+	}
+	for _, z := range zoneNames { // in first-seen order: deterministic
+		members := byZone[z]
+		ring := slices.Clone(members)
+		r.Shuffle(len(ring), func(i, j int) { ring[i], ring[j] = ring[j], ring[i] })
+		for i := range ring {
+			if len(ring) > 1 && add(ring[i], ring[(i+1)%len(ring)]) {
+				deg[ring[i]]++
+				deg[ring[(i+1)%len(ring)]]++
+			}
 		}
 	}
 	for i, s := range specs {
-		var zone []int
 		if len(s.Zones) > 0 {
-			zone = byZone[s.Zones[0]]
-		}
-		for range min(degree, len(zone)-1) {
-			add(i, zone[r.IntN(len(zone))])
+			members := byZone[s.Zones[0]]
+			for _, k := range r.Perm(len(members)) {
+				if deg[i] >= min(degree, len(members)-1) {
+					break
+				}
+				if j := members[k]; add(i, j) {
+					deg[i]++
+					deg[j]++
+				}
+			}
 		}
 		for range cross {
 			add(i, r.IntN(len(specs)))

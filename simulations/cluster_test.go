@@ -5,6 +5,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/pprof"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -110,5 +111,46 @@ func TestClusterProbe(t *testing.T) {
 		}
 		pprof.WriteHeapProfile(f)
 		f.Close()
+	}
+}
+
+// TestTopologyKeepsZonesConnected: every zone's links connect all of its
+// members, whatever the zone size, and no node links to itself.
+func TestTopologyKeepsZonesConnected(t *testing.T) {
+	for _, perZone := range []int{2, 3, 20} {
+		zones := Zones(10)
+		var specs []NodeSpec
+		for i := range 10 * perZone {
+			specs = append(specs, NodeSpec{Zones: []string{zones[i%10]}})
+		}
+		pairs := Topology(specs, 6, 0, 7)
+		parent := make([]int, len(specs))
+		for i := range parent {
+			parent[i] = i
+		}
+		var find func(int) int
+		find = func(i int) int {
+			for parent[i] != i {
+				i = parent[i]
+			}
+			return i
+		}
+		for _, p := range pairs {
+			if p[0] == p[1] {
+				t.Fatalf("node %d linked to itself", p[0])
+			}
+			if specs[p[0]].Zones[0] != specs[p[1]].Zones[0] {
+				t.Fatalf("cross 0, yet %d and %d of different zones are linked", p[0], p[1])
+			}
+			parent[find(p[0])] = find(p[1])
+		}
+		for i := range specs {
+			if find(i) != find(i%10) {
+				t.Fatalf("%d per zone: node %d is cut off from its zone", perZone, i)
+			}
+		}
+		if got, want := Topology(specs, 6, 0, 7), pairs; !slices.Equal(got, want) {
+			t.Fatal("the same seed gave another graph")
+		}
 	}
 }
