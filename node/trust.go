@@ -163,12 +163,15 @@ func (n *Node) reassess(cred *did.Credential, why string) {
 	t := n.trust.get(cred.Subject, now)
 	score := n.trustOf(cred, t, now)
 	failed := n.references.Current() != nil && t.result != nil && !t.result.OK
+	graylisted, gsScore := n.graylisted(cred)
 	var quarantined, released bool
 	var announce string // why others can check this quarantine, if they can
 	switch {
-	case t.quarantine == "" && (failed || score < QuarantineBelow):
+	case t.quarantine == "" && (failed || graylisted || score < QuarantineBelow):
 		t.quarantine = why
 		switch {
+		case graylisted && !failed:
+			t.quarantine = fmt.Sprintf("graylisted by GossipSub scoring (score %.0f): it sent invalid messages", gsScore)
 		case failed:
 			t.quarantine = "attestation failed: " + strings.Join(t.result.Problems, "; ")
 			announce = attest.QuarantineFailed
@@ -177,7 +180,7 @@ func (n *Node) reassess(cred *did.Credential, why string) {
 			announce = attest.QuarantineStale
 		}
 		quarantined = true
-	case t.quarantine != "" && !failed && score >= ReleaseAbove:
+	case t.quarantine != "" && !failed && !graylisted && score >= ReleaseAbove:
 		t.quarantine = ""
 		released = true
 	}
@@ -200,6 +203,22 @@ func (n *Node) reassess(cred *did.Credential, why string) {
 			"risk_score", 1-score, "effective_trust", score)
 		n.metrics.quarantine("released")
 	}
+}
+
+// graylisted reports whether our GossipSub ignores the holder of cred for
+// the invalid messages it sent. Once graylisted, a peer's messages never
+// reach our validators, so without this a junk publisher stopped costing
+// trust after three rejections, and was rarely quarantined (found by the
+// attack simulation).
+func (n *Node) graylisted(cred *did.Credential) (bool, float64) {
+	if n.mesh == nil {
+		return false, 0
+	}
+	p, err := cred.Subject.PeerID()
+	if err != nil {
+		return false, 0
+	}
+	return n.mesh.Graylisted(p)
 }
 
 // reassessAll re-scores every verified peer (stale evidence fades).

@@ -9,6 +9,7 @@ import (
 
 	"github.com/ztmesh/ztmesh/attest"
 	"github.com/ztmesh/ztmesh/did"
+	"github.com/ztmesh/ztmesh/pubsub"
 )
 
 // approve signs reference values allowing only this test binary's hash.
@@ -358,4 +359,36 @@ func collectedData(c *collector) []string {
 		out = append(out, string(d.Data))
 	}
 	return out
+}
+
+// TestJunkPublisherQuarantined: a member that publishes garbage straight
+// into GossipSub is graylisted by its peer's scoring after a few rejected
+// messages, after which its messages no longer reach the validator; the
+// peer quarantines it for that, and keeps it quarantined while the score
+// stays below the graylist threshold.
+func TestJunkPublisherQuarantined(t *testing.T) {
+	m := newMesh(t)
+	a, j := m.startIn([]string{"north"}), m.startIn([]string{"north"})
+	verifiedMesh(t, a, j)
+	collect(t, a, "north", "maps")
+	north, _ := pubsub.ZoneTopic(DefaultMesh, "north", "maps")
+	tp, err := j.Mesh().PubSub().Join(north.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tp.Close()
+	eventually(t, 5*time.Second, "j sees a on north", func() bool { return len(tp.ListPeers()) > 0 })
+	for i := range 20 {
+		tp.Publish(context.Background(), []byte(fmt.Sprintf("junk %d", i)))
+		time.Sleep(20 * time.Millisecond)
+	}
+	eventually(t, 5*time.Second, "a quarantines the junk publisher", func() bool { return quarantinedBy(a, j) })
+	_, _, reason := a.standing(j.Credential())
+	if !strings.Contains(reason, "graylisted") && !strings.Contains(reason, "rejected") {
+		t.Fatalf("quarantine reason %q names neither graylisting nor rejections", reason)
+	}
+	time.Sleep(2 * time.Second)
+	if !quarantinedBy(a, j) {
+		t.Fatal("released while still graylisted")
+	}
 }

@@ -76,3 +76,12 @@ func topicScoreParams() *ps.TopicScoreParams {
 		InvalidMessageDeliveriesDecay:  ps.ScoreParameterDecay(time.Hour),
 	}
 }
+
+// Graylisted reports whether GossipSub's score of p is below the graylist
+// threshold, and the score: p sent so many invalid messages that GossipSub
+// ignores it. Its later messages then never reach a validator, so this is
+// the only way the node hears of its misbehaviour.
+func (m *Mesh) Graylisted(p peer.ID) (bool, float64) {
+	s, ok := m.Scores()[p]
+	return ok && s < graylistThreshold, s
+}
