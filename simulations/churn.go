@@ -880,12 +880,17 @@ func splitAndHeal(ctx context.Context, env *Env, sc *Scenario, c *Cluster, zones
 	for i, m := range c.Nodes {
 		ids[i], hosts[i] = m.Host().ID(), m.Host()
 	}
-	if err := connectPairs(ctx, c.Net, hosts, cut); err != nil {
-		return fmt.Errorf("heal: %w", err)
-	}
-	if err := linkZoneMembers(c.Net, ids, zones); err != nil {
-		return err
-	}
+	// The connections come back all at once while the replicas are
+	// watched: a replica may converge before the last dial returns.
+	healed := make(chan error, 1)
+	go func() {
+		err := connectPairs(ctx, c.Net, hosts, cut)
+		if err == nil {
+			err = linkZoneMembers(c.Net, ids, zones)
+		}
+		healed <- err
+	}()
+	defer func() { <-healed }()
 	done := map[int]time.Duration{}
 	deadline := start.Add(healTimeout)
 	for len(done) < len(members) && time.Now().Before(deadline) && ctx.Err() == nil {
@@ -905,6 +910,14 @@ func splitAndHeal(ctx context.Context, env *Env, sc *Scenario, c *Cluster, zones
 			}
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+	select {
+	case err := <-healed:
+		healed <- err // for the deferred receive
+		if err != nil {
+			return fmt.Errorf("heal: %w", err)
+		}
+	default:
 	}
 	times := make([]time.Duration, 0, len(done))
 	for _, d := range done {
