@@ -158,8 +158,9 @@ func plainHardening(ctx context.Context, sc *Scenario, honest, attackers int, co
 		zones[i], isHonest[i] = s.Zones[0], i < honest
 	}
 	bctx, cancel := context.WithCancel(ctx)
-	// No links yet (degree 0): they are dialed below, attackers first.
-	b, err := NewBaseline(bctx, specs, sc.Link.Link(), 0, 0, sc.Seed)
+	// No links yet (specs without zones draw none): they are dialed
+	// below, attackers first, exactly as in ztmesh.
+	b, err := NewBaseline(bctx, make([]NodeSpec, n), sc.Link.Link(), 0, 0, sc.Seed)
 	if err != nil {
 		cancel()
 		return nil, err
