@@ -65,10 +65,10 @@ func (n *Node) ApplyMember(token []byte) (bool, error) {
 	// decoding for them.
 	raw := sha256.Sum256(token)
 	n.dirMu.Lock()
-	seen := n.dirSeen[raw]
+	verified := n.dirSeen[raw]
 	n.dirMu.Unlock()
-	if seen {
-		return false, fmt.Errorf("%w: announcement already held", pubsub.ErrStale)
+	if verified {
+		return false, nil // held and authentic: spread it, apply nothing
 	}
 	var a announcement
 	if err := wire.DecodeStrict(token, &a); err != nil || a.V != 1 {
@@ -84,14 +84,20 @@ func (n *Node) ApplyMember(token []byte) (bool, error) {
 	h.Write(a.KeyPackage)
 	var sum [32]byte
 	h.Sum(sum[:0])
-	// Claim the hash before verifying, so that the copies arriving at once
-	// from several new peers are verified once; a failure releases it.
+	// Claim the hash before verifying (false: in flight), so that the
+	// copies arriving at once from several new peers are verified once; a
+	// failure releases it.
 	n.dirMu.Lock()
-	seen = n.dirSeen[sum]
-	n.dirSeen[sum] = true
+	verified, inFlight := n.dirSeen[sum]
+	if !inFlight {
+		n.dirSeen[sum] = false
+	}
 	n.dirMu.Unlock()
-	if seen {
-		return false, fmt.Errorf("%w: announcement already held", pubsub.ErrStale)
+	switch {
+	case verified:
+		return false, nil
+	case inFlight:
+		return false, fmt.Errorf("%w: announcement being verified", pubsub.ErrStale)
 	}
 	ok := false
 	defer func() {
@@ -131,13 +137,12 @@ func (n *Node) ApplyMember(token []byte) (bool, error) {
 	// directory's size (a renewal makes a new one).
 	if len(n.dirSeen) > 8*len(n.directory)+64 {
 		clear(n.dirSeen)
-		n.dirSeen[sum] = true
 	}
-	n.dirSeen[raw] = true
+	n.dirSeen[sum], n.dirSeen[raw] = true, true
 	n.dirMu.Unlock()
 	ok = true
 	if same {
-		return false, fmt.Errorf("%w: announcement of %s already held", pubsub.ErrStale, holder)
+		return false, nil
 	}
 	var addrs []ma.Multiaddr
 	for _, s := range a.Addrs {
@@ -202,11 +207,13 @@ func (n *Node) directoryTokens() [][]byte {
 	return out
 }
 
-// announceLoop announces this node once it has a peer: twice, 5 s apart
-// (the first may go out before GossipSub has a mesh for the control topic),
-// then every announceInterval, jittered by up to a fifth so that nodes
-// started together do not announce together. Announce is also called on
-// renewal.
+// announceLoop announces this node once GossipSub has a peer on the control
+// topic, again 5 s later (members that connect in between learn it only
+// from the second), then every announceInterval, jittered by up to a fifth
+// so that nodes started together do not announce together. Announce is
+// also called on renewal. A part of the mesh that connects later learns
+// the member from the syncs of the nodes it connects to, and the parts
+// beyond those at its next announcement.
 func (n *Node) announceLoop(ctx context.Context) {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
@@ -218,10 +225,11 @@ func (n *Node) announceLoop(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		if n.registry.Len() == 0 || time.Now().Before(next) {
+		if n.registry.Len() == 0 || n.mesh.ControlPeers() == 0 || time.Now().Before(next) {
 			continue
 		}
 		if err := n.Announce(ctx); err != nil {
+			n.log.Debug("member announcement not published", "event_type", "announce_failed", "reason", err.Error())
 			continue
 		}
 		sent++

@@ -5,13 +5,15 @@ import (
 	"encoding/json"
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/ztmesh/ztmesh/did"
 	"github.com/ztmesh/ztmesh/pubsub"
 )
 
 // TestApplyMemberVerifiesOnce checks the announcement cache: a copy of an
-// announcement already verified is stale however its addresses differ, one
+// announcement already verified changes nothing however its addresses
+// differ (and is not an error, so the control topic forwards it), one
 // that fails verification is refused every time it comes (a failure is not
 // cached as seen), and our own is never taken in.
 func TestApplyMemberVerifiesOnce(t *testing.T) {
@@ -33,9 +35,11 @@ func TestApplyMemberVerifiesOnce(t *testing.T) {
 	}
 	other.Addrs = []string{"/ip4/127.0.0.9/tcp/4101"}
 	relayed, _ := json.Marshal(other)
+	// A copy is authentic and held: nothing to apply, but no error either,
+	// so the control topic spreads it on.
 	for _, copyTok := range [][]byte{tok, relayed} {
-		if _, err := a.ApplyMember(copyTok); !errors.Is(err, pubsub.ErrStale) {
-			t.Fatalf("a copy of a held announcement: %v, want ErrStale", err)
+		if changed, err := a.ApplyMember(copyTok); changed || err != nil {
+			t.Fatalf("a copy of a held announcement: changed %v, %v; want false, nil", changed, err)
 		}
 	}
 
@@ -64,4 +68,25 @@ func TestApplyMemberVerifiesOnce(t *testing.T) {
 	if _, ok := a.directoryMember(a.host.ID()); ok {
 		t.Fatal("a holds itself in its directory")
 	}
+}
+
+// TestAnnouncementPassesNodesThatHoldIt: c learns a from b's sync before
+// a's announcement reaches it over the control topic; c must still forward
+// the announcement, or d, whose sync with c came earlier, never learns a.
+func TestAnnouncementPassesNodesThatHoldIt(t *testing.T) {
+	m := newMesh(t)
+	a, b, c, d := m.startIn([]string{"north"}), m.startIn([]string{"north"}), m.startIn([]string{"north"}), m.startIn([]string{"north"})
+	verifiedMesh(t, c, d)
+	verifiedMesh(t, a, b)
+	verifiedMesh(t, b, c)
+	eventually(t, 5*time.Second, "c knows a from b's sync", func() bool {
+		_, ok := c.directoryMember(a.host.ID())
+		return ok
+	})
+	// a's second announcement, 5 s after its first, must cross c, which
+	// held a already.
+	eventually(t, 10*time.Second, "d knows a from its announcement", func() bool {
+		_, ok := d.directoryMember(a.host.ID())
+		return ok
+	})
 }

@@ -106,7 +106,7 @@ type Node struct {
 
 	dirMu     sync.Mutex
 	directory map[peer.ID]dirEntry // members known from their announcements
-	dirSeen   map[[32]byte]bool    // hashes of announcements already verified
+	dirSeen   map[[32]byte]bool    // announcement hashes: verified (true) or being verified (false)
 
 	seenMu sync.Mutex
 	seen   map[did.DID]*did.Credential // the last credential each peer presented

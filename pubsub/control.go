@@ -61,6 +61,12 @@ func (m *Mesh) PublishReference(ctx context.Context, token []byte) error {
 }
 
 // PublishMember publishes this node's member announcement.
+// ControlPeers is how many peers GossipSub counts on the control topic: a
+// publication before there is one reaches nobody.
+func (m *Mesh) ControlPeers() int {
+	return len(m.ps.ListPeers(ControlTopic(m.cfg.Mesh).String()))
+}
+
 func (m *Mesh) PublishMember(ctx context.Context, token []byte) error {
 	return m.publishControl(ctx, controlMember, token)
 }
@@ -89,12 +95,17 @@ func (m *Mesh) publishControl(ctx context.Context, typ string, token []byte) err
 	// Apply first, so the caller learns why content is refused (GossipSub
 	// only says "validation failed"); the local validator then sees it as
 	// already in force, which is why the publish below skips validation.
-	changed, err := m.applyControl(m.self, &controlMessage{Type: typ, Token: token})
-	if err != nil {
-		return err
-	}
-	if !changed {
-		return fmt.Errorf("%s already in force here; nothing new to publish", typ)
+	// Our own member announcement is the exception: there is nothing to
+	// apply to ourselves (the node refuses to take itself into its own
+	// directory, which used to make every announcement fail right here).
+	if typ != controlMember {
+		changed, err := m.applyControl(m.self, &controlMessage{Type: typ, Token: token})
+		if err != nil {
+			return err
+		}
+		if !changed {
+			return fmt.Errorf("%s already in force here; nothing new to publish", typ)
+		}
 	}
 	m.mu.RLock()
 	j := m.joined[ControlTopic(m.cfg.Mesh).String()]
