@@ -392,14 +392,21 @@ func (m *Mesh) filter(p peer.ID, name string) bool {
 // p is connected: the two sides of a connection verify each other
 // concurrently, so a peer that verified us may ask for something (a key, a
 // sync, state) before our side of its handshake has finished.
+//
+// It polls with a growing interval (5 ms doubling to 200 ms): a handshake
+// usually ends within milliseconds, and every GossipSub stream of every
+// new connection waits here (gate.go), so a fixed short interval cost
+// thousands of lookups a second while a large mesh was connecting.
 func (m *Mesh) AwaitMember(p peer.ID, max time.Duration) (Member, bool) {
 	deadline := time.Now().Add(max)
+	wait := 5 * time.Millisecond
 	for {
 		mem, ok := m.cfg.Members.Member(p)
 		if ok || time.Now().After(deadline) || m.h.Network().Connectedness(p) != network.Connected {
 			return mem, ok
 		}
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(wait)
+		wait = min(2*wait, 200*time.Millisecond)
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/libp2p/go-libp2p"
 	ps "github.com/libp2p/go-libp2p-pubsub"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -23,6 +24,7 @@ type Baseline struct {
 	Specs  []NodeSpec
 	mu     sync.Mutex
 	topics map[topicKey]*ps.Topic
+	tcp    bool
 }
 
 type topicKey struct {
@@ -33,10 +35,16 @@ type topicKey struct {
 // NewBaseline starts one plain GossipSub host per spec on a mocknet with
 // link, wired by Topology(specs, degree, cross, seed).
 func NewBaseline(ctx context.Context, specs []NodeSpec, link Link, degree, cross int, seed uint64, opts ...ps.Option) (*Baseline, error) {
-	b := &Baseline{Net: mocknet.New(), Specs: specs, topics: map[topicKey]*ps.Topic{}}
+	b := &Baseline{Net: mocknet.New(), Specs: specs, topics: map[topicKey]*ps.Topic{}, tcp: link.TCP}
 	b.Net.SetLinkDefaults(mocknet.LinkOptions{Latency: link.Latency, Bandwidth: link.Bandwidth})
 	for range specs {
-		h, err := b.Net.GenPeer()
+		var h host.Host
+		var err error
+		if link.TCP {
+			h, err = libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"))
+		} else {
+			h, err = b.Net.GenPeer()
+		}
 		if err != nil {
 			b.Close()
 			return nil, err
@@ -60,7 +68,7 @@ func NewBaseline(ctx context.Context, specs []NodeSpec, link Link, degree, cross
 		wg.Go(func() {
 			defer func() { <-sem }()
 			x, y := b.Hosts[p[0]], b.Hosts[p[1]]
-			if _, err := b.Net.LinkPeers(x.ID(), y.ID()); err != nil {
+			if _, err := b.LinkPeers(x.ID(), y.ID()); err != nil {
 				mu.Lock()
 				errs = append(errs, err)
 				mu.Unlock()
@@ -99,7 +107,22 @@ func (b *Baseline) Topic(i int, name string) (*ps.Topic, error) {
 	return t, nil
 }
 
+// LinkPeers links two hosts on mocknet; on TCP they need no link.
+func (b *Baseline) LinkPeers(x, y peer.ID) (mocknet.Link, error) {
+	if b.tcp {
+		return nil, nil
+	}
+	return b.Net.LinkPeers(x, y)
+}
+
 // Close stops every host.
 func (b *Baseline) Close() error {
+	if b.tcp {
+		var errs []error
+		for _, h := range b.Hosts {
+			errs = append(errs, h.Close())
+		}
+		return errors.Join(errs...)
+	}
 	return b.Net.Close()
 }

@@ -627,6 +627,9 @@ func zoneBridges(specs []NodeSpec, pairs [][2]int) [][2]int {
 // Links carry no traffic until a node dials, so GossipSub's topology stays
 // the one Wire built (and the one the baseline runs on).
 func linkZones(c *Cluster, l *fleetLoad) error {
+	if c.cfg.Link.TCP {
+		return nil // on TCP any node can dial any other
+	}
 	byZone := make([][]*Member, len(l.zones))
 	for i, m := range c.Nodes {
 		byZone[l.zoneOf[i]] = append(byZone[l.zoneOf[i]], m)
@@ -660,7 +663,7 @@ func runFleetBaseline(ctx context.Context, env *Env, l *fleetLoad) (*fleetResult
 	defer b.Close()
 	for _, p := range l.bridges {
 		x, y := b.Hosts[p[0]], b.Hosts[p[1]]
-		if _, err := b.Net.LinkPeers(x.ID(), y.ID()); err != nil {
+		if _, err := b.LinkPeers(x.ID(), y.ID()); err != nil {
 			return nil, err
 		}
 		if err := x.Connect(sctx, peer.AddrInfo{ID: y.ID(), Addrs: y.Addrs()}); err != nil {

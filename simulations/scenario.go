@@ -66,11 +66,16 @@ type LinkSpec struct {
 	Latency Duration `yaml:"latency"`
 	// Bandwidth is per link direction, in bytes per second (0 = unlimited).
 	Bandwidth float64 `yaml:"bandwidth"`
+	// Transport is mocknet (default: in-memory links with the latency and
+	// bandwidth above) or tcp (real TCP on 127.0.0.1, where latency and
+	// bandwidth are the machine's; fleet scenarios only). Packet loss is
+	// not modelled: mocknet links are reliable streams.
+	Transport string `yaml:"transport"`
 }
 
 // Link returns the cluster link model.
 func (l LinkSpec) Link() Link {
-	return Link{Latency: time.Duration(l.Latency), Bandwidth: l.Bandwidth}
+	return Link{Latency: time.Duration(l.Latency), Bandwidth: l.Bandwidth, TCP: l.Transport == "tcp"}
 }
 
 // Duration is a time.Duration written as "10s" in YAML.
@@ -143,6 +148,15 @@ func (sc *Scenario) check() error {
 	}
 	if sc.ChurnPerMinute < 0 || sc.ChurnPerMinute > 1 {
 		errs = append(errs, fmt.Errorf("churn_per_minute %v: want 0..1", sc.ChurnPerMinute))
+	}
+	switch sc.Link.Transport {
+	case "", "mocknet":
+	case "tcp":
+		if sc.Kind != "fleet" {
+			errs = append(errs, fmt.Errorf("link transport tcp: only fleet scenarios support it (the others cut and restore mocknet links)"))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("link transport %q: use mocknet or tcp", sc.Link.Transport))
 	}
 	if sc.Zones == 0 {
 		sc.Zones = 1
