@@ -665,6 +665,11 @@ func runAttackSuite(ctx context.Context, env *Env, sc *Scenario, n int) (*Sectio
 			stops = strings.TrimPrefix(stops+"; "+ev, "; ")
 		}
 		row.stopped = append(row.stopped, stops)
+		if row.attempts == 0 {
+			// An attack that made no attempt proves nothing: its 0
+			// accepted must not pass for a defence.
+			sec.Failures = append(sec.Failures, a.name+": no attempts made, so 0 accepted shows nothing")
+		}
 		if row.accepted > 0 {
 			sec.Failures = append(sec.Failures, fmt.Sprintf("%s: %d accepted (%s)", a.name, row.accepted, strings.Join(row.failures, "; ")))
 		} else {

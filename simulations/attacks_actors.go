@@ -151,9 +151,13 @@ func forgeCredential(token string, claimed, signer *did.Identity) (string, error
 }
 
 // injector writes GossipSub RPCs by hand on its own streams: whatever
-// messages it is given, byte for byte, to whichever peer it chooses.
+// messages it is given, byte for byte, to whichever peer it chooses. It is
+// a compromised member of zone 0: GossipSub streams exist only with
+// verified members (pubsub/gate.go), so an outsider cannot inject at all,
+// and what a member injects must still pass the validator.
 type injector struct {
 	*rawHost
+	token   string // its credential, presented before its first stream to a target
 	mu      sync.Mutex
 	streams map[peer.ID]network.Stream
 }
@@ -163,8 +167,12 @@ func (l *lab) newInjector() (*injector, error) {
 	if err != nil {
 		return nil, err
 	}
+	tok, err := l.c.Issue(r.id, NodeSpec{Zones: []string{l.zones[0]}, Role: "vehicle", Trust: l.sc.Trust}, did.IssueOptions{})
+	if err != nil {
+		return nil, err
+	}
 	l.addAttacker(r.id.DID(), "")
-	return &injector{rawHost: r, streams: map[peer.ID]network.Stream{}}, nil
+	return &injector{rawHost: r, token: tok, streams: map[peer.ID]network.Stream{}}, nil
 }
 
 // inject sends msgs to target in one RPC.
@@ -173,12 +181,15 @@ func (in *injector) inject(ctx context.Context, l *lab, target host.Host, msgs [
 	defer in.mu.Unlock()
 	s := in.streams[target.ID()]
 	if s == nil {
-		if err := l.connect(ctx, in.h, target); err != nil {
+		res, err := l.present(ctx, in.rawHost, target, in.token)
+		if err != nil {
 			return err
+		}
+		if !res.Accepted {
+			return fmt.Errorf("handshake refused: %s", res.Reason)
 		}
 		ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		defer cancel()
-		var err error
 		if s, err = in.h.NewStream(ctx, target.ID(), ps.GossipSubID_v11); err != nil {
 			return err
 		}

@@ -453,7 +453,7 @@ func attackRevoked(ctx context.Context, l *lab, w time.Duration) (*attackRow, er
 }
 
 // replay injects captured honest messages of zone 0, as captured, into
-// honest subscribers of zone 0, from a peer that has no credential.
+// honest subscribers of zone 0, from a compromised member (see injector).
 func replay(ctx context.Context, l *lab, row *attackRow, targets []*Member, msgs func() []*pb.Message, w time.Duration, every time.Duration) error {
 	inj, err := l.newInjector()
 	if err != nil {
