@@ -225,7 +225,7 @@ func (n *Node) announceLoop(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		if n.registry.Len() == 0 || n.mesh.ControlPeers() == 0 || time.Now().Before(next) {
+		if time.Now().Before(next) || n.registry.Len() == 0 || n.mesh.ControlPeers() == 0 {
 			continue
 		}
 		if err := n.Announce(ctx); err != nil {
