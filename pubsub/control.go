@@ -60,13 +60,13 @@ func (m *Mesh) PublishReference(ctx context.Context, token []byte) error {
 	return m.publishControl(ctx, controlReference, token)
 }
 
-// PublishMember publishes this node's member announcement.
 // ControlPeers is how many peers GossipSub counts on the control topic: a
 // publication before there is one reaches nobody.
 func (m *Mesh) ControlPeers() int {
 	return len(m.ps.ListPeers(ControlTopic(m.cfg.Mesh).String()))
 }
 
+// PublishMember publishes this node's member announcement.
 func (m *Mesh) PublishMember(ctx context.Context, token []byte) error {
 	return m.publishControl(ctx, controlMember, token)
 }
@@ -110,5 +110,11 @@ func (m *Mesh) publishControl(ctx context.Context, typ string, token []byte) err
 	m.mu.RLock()
 	j := m.joined[ControlTopic(m.cfg.Mesh).String()]
 	m.mu.RUnlock()
-	return j.t.Publish(ctx, data)
+	if err := j.t.Publish(ctx, data); err != nil {
+		return err
+	}
+	if msg, ok := directPush(typ, token); ok {
+		m.goLoop(func(ctx context.Context) { m.pushToPeers(ctx, msg) })
+	}
+	return nil
 }

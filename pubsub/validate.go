@@ -142,14 +142,11 @@ func (m *Mesh) validateControl(ctx context.Context, from peer.ID, msg *ps.Messag
 		m.stats.reject("malformed control")
 		return reject
 	}
-	if msg.ReceivedFrom == m.self && cm.Type == controlMember {
-		return accept // our own announcement (see publishControl)
+	if msg.ReceivedFrom == m.self {
+		return accept // our own publication: publishControl applied it already
 	}
 	changed, err := m.applyControl(msg.GetFrom(), cm)
 	switch {
-	case msg.ReceivedFrom == m.self && err == nil:
-		return accept // our own publication: PublishRevocations/PublishPolicyBundle applied it already
-
 	case err != nil && isRollback(err):
 		return ignore
 	case err != nil:

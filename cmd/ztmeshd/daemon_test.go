@@ -107,7 +107,13 @@ func (f *fleet) start(dir string, args ...string) *daemon {
 	if err := d.cmd.Start(); err != nil {
 		f.t.Fatal(err)
 	}
-	f.t.Cleanup(func() { d.stop(); logf.Close() })
+	f.t.Cleanup(func() {
+		d.stop()
+		logf.Close()
+		if f.t.Failed() {
+			d.dumpLog(200)
+		}
+	})
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		out, err := ztmeshErr("status", "--dir", dir, "--json")
@@ -128,6 +134,17 @@ func (f *fleet) start(dir string, args ...string) *daemon {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// dumpLog prints the last n lines of the daemon's log, so that a failure
+// in CI shows what each daemon saw.
+func (d *daemon) dumpLog(n int) {
+	data, _ := os.ReadFile(d.log)
+	lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	d.t.Logf("last %d log lines of ztmeshd %s:\n%s", len(lines), d.dir, strings.Join(lines, "\n"))
 }
 
 func (d *daemon) stop() {
