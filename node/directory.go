@@ -65,10 +65,12 @@ func (n *Node) ApplyMember(token []byte) (bool, error) {
 	// decoding for them.
 	raw := sha256.Sum256(token)
 	n.dirMu.Lock()
-	verified := n.dirSeen[raw]
+	known := n.dirSeen[raw]
 	n.dirMu.Unlock()
-	if verified {
-		return false, nil // held and authentic: spread it, apply nothing
+	if known != nil {
+		// Held and authentic: spread it, apply nothing; unless its
+		// credential has since expired or been revoked.
+		return false, n.stillValid(known)
 	}
 	var a announcement
 	if err := wire.DecodeStrict(token, &a); err != nil || a.V != 1 {
@@ -88,15 +90,15 @@ func (n *Node) ApplyMember(token []byte) (bool, error) {
 	// copies arriving at once from several new peers are verified once; a
 	// failure releases it.
 	n.dirMu.Lock()
-	verified, inFlight := n.dirSeen[sum]
-	if !inFlight {
-		n.dirSeen[sum] = false
+	known, present := n.dirSeen[sum]
+	if !present {
+		n.dirSeen[sum] = nil
 	}
 	n.dirMu.Unlock()
 	switch {
-	case verified:
-		return false, nil
-	case inFlight:
+	case known != nil:
+		return false, n.stillValid(known)
+	case present:
 		return false, fmt.Errorf("%w: announcement being verified", pubsub.ErrStale)
 	}
 	ok := false
@@ -138,7 +140,7 @@ func (n *Node) ApplyMember(token []byte) (bool, error) {
 	if len(n.dirSeen) > 8*len(n.directory)+64 {
 		clear(n.dirSeen)
 	}
-	n.dirSeen[sum], n.dirSeen[raw] = true, true
+	n.dirSeen[sum], n.dirSeen[raw] = cred, cred
 	n.dirMu.Unlock()
 	ok = true
 	if same {
@@ -155,6 +157,15 @@ func (n *Node) ApplyMember(token []byte) (bool, error) {
 	n.seen[holder] = cred
 	n.seenMu.Unlock()
 	return true, nil
+}
+
+// stillValid checks a credential verified earlier against the clock and
+// the revocations in force now.
+func (n *Node) stillValid(c *did.Credential) error {
+	if n.now().After(c.Expires.Add(did.DefaultClockSkew)) {
+		return fmt.Errorf("member announcement: credential %s expired at %s", c.ID, c.Expires.Format(time.RFC3339))
+	}
+	return n.verifier.Revocations().Check(c)
 }
 
 // directoryMember returns a member known from its announcement, while its

@@ -70,6 +70,53 @@ func TestApplyMemberVerifiesOnce(t *testing.T) {
 	}
 }
 
+// TestHeldAnnouncementRecheckedForRevocationAndExpiry: the cache of
+// verified announcements skips the signature checks, not the revocations
+// and expiry in force now. A copy of a revoked or expired member's
+// announcement is refused, so the control topic stops spreading it.
+func TestHeldAnnouncementRecheckedForRevocationAndExpiry(t *testing.T) {
+	m := newMesh(t)
+	a, b, c := m.start(), m.start(), m.start()
+	toks := map[*testNode][]byte{}
+	for _, x := range []*testNode{b, c} {
+		tok, err := x.announcementToken()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if changed, err := a.ApplyMember(tok); err != nil || !changed {
+			t.Fatalf("first announcement: changed %v, %v", changed, err)
+		}
+		toks[x] = tok
+	}
+	var relayed announcement
+	if err := json.Unmarshal(toks[b], &relayed); err != nil {
+		t.Fatal(err)
+	}
+	relayed.Addrs = []string{"/ip4/127.0.0.9/tcp/4101"}
+	relayedTok, _ := json.Marshal(relayed)
+
+	list, err := did.SignRevocationList(m.issuer, &did.RevocationList{Version: 1, Subjects: []did.DID{b.DID()}}, m.clock.now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.ApplyRevocations([]byte(list)); err != nil {
+		t.Fatal(err)
+	}
+	for _, tok := range [][]byte{toks[b], relayedTok} {
+		if _, err := a.ApplyMember(tok); err == nil || errors.Is(err, pubsub.ErrStale) {
+			t.Fatalf("held announcement of a revoked member: %v, want a refusal", err)
+		}
+	}
+	if _, err := a.ApplyMember(toks[c]); err != nil {
+		t.Fatalf("c is not revoked: %v", err)
+	}
+
+	m.clock.advance(did.DefaultTTL + time.Hour)
+	if _, err := a.ApplyMember(toks[c]); err == nil || errors.Is(err, pubsub.ErrStale) {
+		t.Fatalf("held announcement of an expired member: %v, want a refusal", err)
+	}
+}
+
 // TestAnnouncementPassesNodesThatHoldIt: c learns a from b's sync before
 // a's announcement reaches it over the control topic; c must still forward
 // the announcement, or d, whose sync with c came earlier, never learns a.

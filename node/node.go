@@ -105,8 +105,8 @@ type Node struct {
 	attestDelay time.Duration
 
 	dirMu     sync.Mutex
-	directory map[peer.ID]dirEntry // members known from their announcements
-	dirSeen   map[[32]byte]bool    // announcement hashes: verified (true) or being verified (false)
+	directory map[peer.ID]dirEntry         // members known from their announcements
+	dirSeen   map[[32]byte]*did.Credential // announcement hashes: verified (its credential) or being verified (nil)
 
 	seenMu sync.Mutex
 	seen   map[did.DID]*did.Credential // the last credential each peer presented
@@ -150,7 +150,7 @@ func New(cfg Config, opts Options) (*Node, error) {
 		pending:     map[peer.ID]*time.Timer{},
 		seen:        map[did.DID]*did.Credential{},
 		directory:   map[peer.ID]dirEntry{},
-		dirSeen:     map[[32]byte]bool{},
+		dirSeen:     map[[32]byte]*did.Credential{},
 		trust:       trustBook{peers: map[did.DID]*peerTrust{}},
 		evidence:    map[did.DID]*attest.Evidence{},
 		challenged:  map[peer.ID]time.Time{},
