@@ -48,6 +48,7 @@ type announcement struct {
 type dirEntry struct {
 	cred *did.Credential
 	kp   *pubsub.KeyPackage
+	hash pubsub.MemberHash // of the announcement this node hands on
 }
 
 // announcementToken is this node's own announcement.
@@ -80,12 +81,7 @@ func (n *Node) ApplyMember(token []byte) (bool, error) {
 	// holds; verifying each again made joining a mesh of N members cost
 	// O(N) credential verifications per connection. The cache is keyed by
 	// the signed parts only: relayers list different addresses.
-	h := sha256.New()
-	h.Write([]byte(a.Credential))
-	h.Write([]byte{0})
-	h.Write(a.KeyPackage)
-	var sum [32]byte
-	h.Sum(sum[:0])
+	sum := [32]byte(pubsub.HashMember(a.Credential, a.KeyPackage))
 	// Claim the hash before verifying (false: in flight), so that the
 	// copies arriving at once from several new peers are verified once; a
 	// failure releases it.
@@ -132,8 +128,11 @@ func (n *Node) ApplyMember(token []byte) (bool, error) {
 	n.dirMu.Lock()
 	old, had := n.directory[p]
 	same := had && old.cred.ID == cred.ID && bytes.Equal(old.kp.Public, kp.Public)
-	if !same {
-		n.directory[p] = dirEntry{cred: cred, kp: kp}
+	// A relayed copy of an older announcement must not roll back a renewal.
+	older := had && !same && (cred.IssuedAt.Before(old.cred.IssuedAt) ||
+		cred.IssuedAt.Equal(old.cred.IssuedAt) && kp.Expires.Before(old.kp.Expires))
+	if !same && !older {
+		n.directory[p] = dirEntry{cred: cred, kp: kp, hash: pubsub.HashMember(cred.Raw, kp.Marshal())}
 	}
 	// The hashes are only a cache of verified tokens: bound them by the
 	// directory's size (a renewal makes a new one).
@@ -143,7 +142,7 @@ func (n *Node) ApplyMember(token []byte) (bool, error) {
 	n.dirSeen[sum], n.dirSeen[raw] = cred, cred
 	n.dirMu.Unlock()
 	ok = true
-	if same {
+	if same || older {
 		return false, nil
 	}
 	var addrs []ma.Multiaddr
@@ -180,37 +179,70 @@ func (n *Node) directoryMember(p peer.ID) (dirEntry, bool) {
 	return e, true
 }
 
-// directoryTokens returns announcements of every member this node knows,
-// for a new peer's sync: those it holds, and ones it makes for its verified
-// peers from what they presented in the handshake (an announcement
-// authenticates itself, so anyone may assemble and relay it).
-//
-// Tokens are made when asked rather than kept as received: a node holds an
-// entry for every member of the mesh, and the raw announcement would double
-// what each costs.
-func (n *Node) directoryTokens() [][]byte {
-	type member struct {
-		id   peer.ID
-		cred *did.Credential
-		kp   *pubsub.KeyPackage
-	}
+// handOn is a member announcement this node can give a peer's sync.
+type handOn struct {
+	id   peer.ID
+	cred *did.Credential
+	kp   *pubsub.KeyPackage
+	hash pubsub.MemberHash
+}
+
+// handOns lists the members this node can announce to a new peer: those in
+// its directory, its verified peers (from what they presented in the
+// handshake: an announcement authenticates itself, so anyone may assemble
+// and relay it), and itself.
+func (n *Node) handOns() []handOn {
 	n.dirMu.Lock()
-	members := make([]member, 0, len(n.directory)+n.registry.Len())
+	out := make([]handOn, 0, len(n.directory)+n.registry.Len()+1)
 	held := make(map[peer.ID]bool, len(n.directory))
 	for p, e := range n.directory {
-		members = append(members, member{p, e.cred, e.kp})
+		out = append(out, handOn{p, e.cred, e.kp, e.hash})
 		held[p] = true
 	}
 	n.dirMu.Unlock()
 	for _, p := range n.registry.List() {
 		if !held[p.ID] && p.KeyPackage != nil {
-			members = append(members, member{p.ID, p.Credential, p.KeyPackage})
+			out = append(out, handOn{p.ID, p.Credential, p.KeyPackage, pubsub.HashMember(p.Credential.Raw, p.KeyPackage.Marshal())})
 		}
 	}
-	out := make([][]byte, 0, len(members))
-	for _, m := range members {
-		tok, err := json.Marshal(announcement{V: 1, Credential: m.cred.Raw, KeyPackage: m.kp.Marshal(),
-			Addrs: multiaddrStrings(n.host.Peerstore().Addrs(m.id))})
+	own := n.cred.Load()
+	out = append(out, handOn{id: n.host.ID(), cred: own, hash: pubsub.HashMember(own.Raw, n.mesh.KeyPackage())})
+	return out
+}
+
+// MemberHashes implements pubsub.ControlHandler.
+func (n *Node) MemberHashes() []pubsub.MemberHash {
+	hs := n.handOns()
+	out := make([]pubsub.MemberHash, len(hs))
+	for i, h := range hs {
+		out[i] = h.hash
+	}
+	return out
+}
+
+// MemberTokens implements pubsub.ControlHandler. Tokens are made when
+// asked rather than kept as received: a node holds an entry for every
+// member of the mesh, and the raw announcement would double what each
+// costs.
+func (n *Node) MemberTokens(want []pubsub.MemberHash) [][]byte {
+	wanted := make(map[pubsub.MemberHash]bool, len(want))
+	for _, h := range want {
+		wanted[h] = true
+	}
+	var out [][]byte
+	for _, h := range n.handOns() {
+		if !wanted[h.hash] {
+			continue
+		}
+		wanted[h.hash] = false // once
+		var tok []byte
+		var err error
+		if h.kp == nil { // ourselves
+			tok, err = n.announcementToken()
+		} else {
+			tok, err = json.Marshal(announcement{V: 1, Credential: h.cred.Raw, KeyPackage: h.kp.Marshal(),
+				Addrs: multiaddrStrings(n.host.Peerstore().Addrs(h.id))})
+		}
 		if err == nil {
 			out = append(out, tok)
 		}

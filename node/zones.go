@@ -41,10 +41,6 @@ func (n *Node) ControlState() pubsub.ControlState {
 	if ref := n.references.Current(); ref != nil {
 		st.Reference = ref.Raw
 	}
-	st.Members = n.directoryTokens()
-	if own, err := n.announcementToken(); err == nil {
-		st.Members = append(st.Members, own)
-	}
 	n.polMu.Lock()
 	defer n.polMu.Unlock()
 	st.Bundle = n.bundle

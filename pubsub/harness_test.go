@@ -42,7 +42,14 @@ func (t *testMembers) set(p peer.ID, m Member) {
 type testControl struct {
 	ver *did.Verifier
 	pol *policy.Engine
+
+	// Member announcements are opaque tokens here, hashed whole.
+	mu      sync.Mutex
+	members map[MemberHash][]byte
+	applied [][]byte // every token ApplyMember was given
 }
+
+func testMemberHash(tok []byte) MemberHash { return HashMember(string(tok), nil) }
 
 func (c *testControl) ApplyRevocations(tok []byte) (bool, error) {
 	_, changed, err := c.ver.Revocations().Update(tok)
@@ -60,13 +67,45 @@ func (c *testControl) ApplyReference([]byte) (bool, error) {
 func (c *testControl) ApplyEvidence(peer.ID, []byte) (bool, error) {
 	return false, errors.New("not in this harness")
 }
-func (c *testControl) ApplyMember([]byte) (bool, error) {
-	return false, errors.New("not in this harness")
+func (c *testControl) ApplyMember(tok []byte) (bool, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.applied = append(c.applied, tok)
+	h := testMemberHash(tok)
+	if _, ok := c.members[h]; ok {
+		return false, nil
+	}
+	if c.members == nil {
+		c.members = map[MemberHash][]byte{}
+	}
+	c.members[h] = tok
+	return true, nil
 }
 func (c *testControl) ApplyQuarantine([]byte) (bool, error) {
 	return false, errors.New("not in this harness")
 }
-func (c *testControl) ControlState() ControlState { return ControlState{} }
+func (c *testControl) ControlState() ControlState         { return ControlState{} }
+func (c *testControl) MemberHashes() []MemberHash {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []MemberHash
+	for h := range c.members {
+		out = append(out, h)
+	}
+	return out
+}
+
+func (c *testControl) MemberTokens(want []MemberHash) [][]byte {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out [][]byte
+	for _, h := range want {
+		if tok, ok := c.members[h]; ok {
+			out = append(out, tok)
+		}
+	}
+	return out
+}
 
 type tnode struct {
 	h       host.Host
@@ -74,6 +113,7 @@ type tnode struct {
 	cred    *did.Credential
 	mesh    *Mesh
 	members *testMembers
+	control *testControl
 }
 
 type tnet struct {
@@ -123,9 +163,10 @@ func (n *tnet) add(zones []string, seenTTL time.Duration) *tnode {
 		t.Fatal(err)
 	}
 	members := &testMembers{m: map[peer.ID]Member{}}
+	ctl := &testControl{ver: n.ver, pol: pol}
 	cfg := Config{
 		Mesh: "fleet", Identity: id, Credential: func() *did.Credential { return cred }, Policy: pol,
-		Members: members, Control: &testControl{ver: n.ver, pol: pol}, SeenTTL: seenTTL, Suite: SuiteX25519,
+		Members: members, Control: ctl, SeenTTL: seenTTL, Suite: SuiteX25519,
 	}
 	if n.config != nil {
 		n.config(&cfg)
@@ -135,7 +176,7 @@ func (n *tnet) add(zones []string, seenTTL time.Duration) *tnode {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { mesh.Close(); h.Close() })
-	tn := &tnode{h: h, id: id, cred: cred, mesh: mesh, members: members}
+	tn := &tnode{h: h, id: id, cred: cred, mesh: mesh, members: members, control: ctl}
 	n.nodes = append(n.nodes, tn)
 	return tn
 }

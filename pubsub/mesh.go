@@ -63,6 +63,12 @@ type ControlHandler interface {
 	// ControlState returns the issuer-signed content in force, to hand to
 	// late joiners.
 	ControlState() ControlState
+	// MemberHashes lists the member announcements this node can hand on:
+	// its directory, its verified peers and itself.
+	MemberHashes() []MemberHash
+	// MemberTokens returns the announcements with these hashes that this
+	// node can hand on.
+	MemberTokens(want []MemberHash) [][]byte
 }
 
 // ControlState is what a node hands a newly verified peer.
@@ -70,7 +76,6 @@ type ControlState struct {
 	Revocations [][]byte
 	Bundle      []byte
 	Reference   []byte
-	Members     [][]byte // member announcements
 }
 
 // ErrStale marks control content older than what is in force: ignored, not
