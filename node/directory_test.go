@@ -117,6 +117,30 @@ func TestHeldAnnouncementRecheckedForRevocationAndExpiry(t *testing.T) {
 	}
 }
 
+// TestOlderAnnouncementDoesNotRollBackRenewal: once a node holds a
+// member's renewed credential, a relayed copy of the member's older (still
+// valid) announcement changes nothing.
+func TestOlderAnnouncementDoesNotRollBackRenewal(t *testing.T) {
+	m := newMesh(t)
+	a, b := m.start(), m.start()
+	announce := func(cred string) []byte {
+		tok, _ := json.Marshal(announcement{V: 1, Credential: cred, KeyPackage: b.mesh.KeyPackage()})
+		return tok
+	}
+	oldTok := announce(m.credZones(m.issuer, b.id, did.IssueOptions{Now: m.clock.now().Add(-time.Hour)}, "z1", "z2"))
+	newTok := announce(m.credZones(m.issuer, b.id, did.IssueOptions{Now: m.clock.now()}, "z1"))
+	if changed, err := a.ApplyMember(newTok); err != nil || !changed {
+		t.Fatalf("renewed announcement: changed %v, %v", changed, err)
+	}
+	if changed, err := a.ApplyMember(oldTok); err != nil || changed {
+		t.Fatalf("older announcement: changed %v, %v; want false, nil", changed, err)
+	}
+	e, ok := a.directoryMember(b.host.ID())
+	if !ok || len(e.cred.Claims.Zones) != 1 {
+		t.Fatalf("a holds b with zones %v, want the renewal's [z1]", e.cred.Claims.Zones)
+	}
+}
+
 // TestAnnouncementPassesNodesThatHoldIt: c learns a from b's sync before
 // a's announcement reaches it over the control topic; c must still forward
 // the announcement, or d, whose sync with c came earlier, never learns a.

@@ -84,7 +84,7 @@ func (c *testControl) ApplyMember(tok []byte) (bool, error) {
 func (c *testControl) ApplyQuarantine([]byte) (bool, error) {
 	return false, errors.New("not in this harness")
 }
-func (c *testControl) ControlState() ControlState         { return ControlState{} }
+func (c *testControl) ControlState() ControlState { return ControlState{} }
 func (c *testControl) MemberHashes() []MemberHash {
 	c.mu.Lock()
 	defer c.mu.Unlock()

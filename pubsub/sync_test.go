@@ -161,7 +161,7 @@ func TestSyncMessagesChecked(t *testing.T) {
 }
 
 func FuzzSyncMessages(f *testing.F) {
-	f.Add([]byte(`{"v":1,"revocations":[],"member_hashes":["` + strings.Repeat("A", 43) + `="]}`), 1)
+	f.Add([]byte(`{"v":1,"revocations":[],"member_hashes":["`+strings.Repeat("A", 43)+`="]}`), 1)
 	f.Add([]byte(`{"v":1,"want":[0,2]}`), 3)
 	f.Add([]byte(`{"v":1,"members":["YQ=="],"done":true}`), 0)
 	f.Fuzz(func(t *testing.T, data []byte, offered int) {
