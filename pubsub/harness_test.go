@@ -143,8 +143,11 @@ func newNet(t *testing.T, seenTTL time.Duration, zones ...[]string) *tnet {
 	return n
 }
 
-func (n *tnet) add(zones []string, seenTTL time.Duration) *tnode {
+// identity makes a member's identity, its verified credential for zones,
+// and a loopback host with its key.
+func (n *tnet) identity(zones []string) (*did.Identity, *did.Credential, host.Host) {
 	t := n.t
+	t.Helper()
 	id, _ := did.GenerateIdentity(rand.Reader)
 	tok, err := did.Issue(n.issuer, id.DID(), did.Claims{Role: "vehicle", TrustScore: 0.9, Zones: zones, SoftwareVersion: "1.4.0"}, did.IssueOptions{})
 	if err != nil {
@@ -158,6 +161,13 @@ func (n *tnet) add(zones []string, seenTTL time.Duration) *tnode {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { h.Close() })
+	return id, cred, h
+}
+
+func (n *tnet) add(zones []string, seenTTL time.Duration) *tnode {
+	t := n.t
+	id, cred, h := n.identity(zones)
 	pol, err := policy.New()
 	if err != nil {
 		t.Fatal(err)
@@ -175,7 +185,7 @@ func (n *tnet) add(zones []string, seenTTL time.Duration) *tnode {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { mesh.Close(); h.Close() })
+	t.Cleanup(func() { mesh.Close() }) // before h closes (cleanups run last first)
 	tn := &tnode{h: h, id: id, cred: cred, mesh: mesh, members: members, control: ctl}
 	n.nodes = append(n.nodes, tn)
 	return tn

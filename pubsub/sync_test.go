@@ -3,7 +3,6 @@ package pubsub
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -14,7 +13,6 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 
-	"github.com/ztmesh/ztmesh/did"
 	"github.com/ztmesh/ztmesh/internal/wire"
 	"github.com/ztmesh/ztmesh/policy"
 )
@@ -29,20 +27,7 @@ func TestControlPushReachesNeighbourOutsideTheMesh(t *testing.T) {
 	b := n.nodes[0]
 
 	// c: a verified member of b that speaks only the sync protocol.
-	cid, _ := did.GenerateIdentity(rand.Reader)
-	tok, err := did.Issue(n.issuer, cid.DID(), did.Claims{Role: "vehicle", TrustScore: 0.9, Zones: []string{"south"}, SoftwareVersion: "1.4.0"}, did.IssueOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ccred, err := n.ver.VerifyHolder([]byte(tok), cid.DID(), time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := libp2p.New(libp2p.Identity(cid.LibP2PKey()), libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
+	_, ccred, c := n.identity([]string{"south"})
 	got := make(chan syncMessage, 4)
 	c.SetStreamHandler(SyncProtocol, func(s network.Stream) {
 		defer s.Close()
