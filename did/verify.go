@@ -131,7 +131,11 @@ func (v *Verifier) verify(token []byte, holder DID, now time.Time) (*Credential,
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("credential %s rejected: %w", c.ID, err)
 	}
-	return c, nil
+	// A copy, so that the decoding (JWS parts, embedded credential) is not
+	// kept alive with it: a node holds a credential for every member of
+	// its mesh.
+	out := *c
+	return &out, nil
 }
 
 func stamp(t time.Time) string { return t.UTC().Format(time.RFC3339) }
