@@ -127,6 +127,7 @@ func (l *lab) configure(i int, cfg *node.Config, opts *node.Options) {
 	if i < 1<<20 && i%l.sc.Zones == 0 && i/l.sc.Zones < targetsPerAttacker {
 		opts.SeenTTL = attackSeenTTL
 	}
+	cfg.RateLimit = l.sc.RateLimit
 	if tw, ok := l.tweaks.Load(i); ok {
 		tw.(func(*node.Config, *node.Options))(cfg, opts)
 	}
@@ -559,17 +560,14 @@ func runAttackSuite(ctx context.Context, env *Env, sc *Scenario, n int) (*Sectio
 		return nil, err
 	}
 	// Wire links only the pairs it connects, and mocknet cannot dial an
-	// unlinked peer: a node could then never fetch the sender key of an
-	// origin it is not connected to (a real network can dial it). Link
-	// every other pair too; a link costs nothing until someone dials.
-	for i, a := range c.Nodes {
-		for _, b := range c.Nodes[i+1:] {
-			if len(c.Net.LinksBetweenPeers(a.Host().ID(), b.Host().ID())) == 0 {
-				if _, err := c.Net.LinkPeers(a.Host().ID(), b.Host().ID()); err != nil {
-					return nil, err
-				}
-			}
-		}
+	// unlinked peer: link every other pair too (the injectors of the
+	// attacks below dial across zones).
+	ids := make([]peer.ID, len(c.Nodes))
+	for i, m := range c.Nodes {
+		ids[i] = m.Host().ID()
+	}
+	if err := linkZoneMembers(c.Net, ids, make([]string, len(ids))); err != nil {
+		return nil, err
 	}
 	actx, acancel := context.WithTimeout(ctx, 3*time.Minute)
 	err = c.AwaitVerified(actx)

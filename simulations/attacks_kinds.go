@@ -838,7 +838,7 @@ func attackFlood(ctx context.Context, l *lab, w time.Duration) (*attackRow, erro
 		most = max(most, n)
 	}
 	// Deliveries may go on during the settle time, the bucket refilling.
-	allowed, limit := floodAllowance(took + attackSettle)
+	allowed, limit := floodAllowance(took+attackSettle, l.sc.RateLimit)
 	over := 0
 	for _, n := range per {
 		over += max(0, n-allowed)
@@ -957,10 +957,10 @@ func attackSybil(ctx context.Context, l *lab, w time.Duration) (*attackRow, erro
 }
 
 // floodAllowance is how many messages of one origin a subscriber may
-// deliver in d under pubsub's default rate limit (a token bucket per
-// origin and topic), and the limit in words.
-func floodAllowance(d time.Duration) (int, string) {
-	r := pubsub.RateLimit{}.WithDefaults()
+// deliver in d under the nodes' rate limit (a token bucket per origin and
+// topic), and the limit in words.
+func floodAllowance(d time.Duration, nr node.RateLimit) (int, string) {
+	r := pubsub.RateLimit{PerSecond: nr.PerSecond, Burst: nr.Burst}.WithDefaults()
 	if r.Off() {
 		return math.MaxInt, "none"
 	}

@@ -3,9 +3,7 @@ package simulations
 import (
 	"context"
 	"errors"
-	"fmt"
 	"sync"
-	"time"
 
 	"github.com/libp2p/go-libp2p"
 	ps "github.com/libp2p/go-libp2p-pubsub"
@@ -57,34 +55,9 @@ func NewBaseline(ctx context.Context, specs []NodeSpec, link Link, degree, cross
 		b.Hosts = append(b.Hosts, h)
 		b.Subs = append(b.Subs, g)
 	}
-	var (
-		wg   sync.WaitGroup
-		mu   sync.Mutex
-		errs []error
-		sem  = make(chan struct{}, 32)
-	)
-	for _, p := range Topology(specs, degree, cross, seed) {
-		sem <- struct{}{}
-		wg.Go(func() {
-			defer func() { <-sem }()
-			x, y := b.Hosts[p[0]], b.Hosts[p[1]]
-			if _, err := b.LinkPeers(x.ID(), y.ID()); err != nil {
-				mu.Lock()
-				errs = append(errs, err)
-				mu.Unlock()
-				return
-			}
-			dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-			defer cancel()
-			if err := x.Connect(dctx, peer.AddrInfo{ID: y.ID(), Addrs: y.Addrs()}); err != nil {
-				mu.Lock()
-				errs = append(errs, fmt.Errorf("baseline connect %d-%d: %w", p[0], p[1], err))
-				mu.Unlock()
-			}
-		})
-	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
+	// b, not b.Net: on TCP there is nothing to link.
+	err := connectPairs(ctx, b, b.Hosts, Topology(specs, degree, cross, seed))
+	if err != nil {
 		b.Close()
 		return nil, err
 	}

@@ -398,63 +398,6 @@ func (l *zoneLoad) counts() (exp, got, pubErr int) {
 	return exp, got, l.pubErr
 }
 
-// linkZoneMembers gives every pair of nodes that share a zone a mocknet link (a
-// network path, not a connection): a node dials members it is not
-// connected to, to pull their sender keys, as it could on a real network.
-func linkZoneMembers(net mocknet.Mocknet, ids []peer.ID, zones []string) error {
-	linked := map[[2]peer.ID]bool{}
-	for a, m := range net.Links() {
-		for b, ls := range m {
-			if len(ls) > 0 { // a removed link may leave an empty set
-				linked[[2]peer.ID{peer.ID(a), peer.ID(b)}] = true
-			}
-		}
-	}
-	for i := range ids {
-		for j := i + 1; j < len(ids); j++ {
-			if zones[i] != zones[j] || linked[[2]peer.ID{ids[i], ids[j]}] || linked[[2]peer.ID{ids[j], ids[i]}] {
-				continue
-			}
-			if _, err := net.LinkPeers(ids[i], ids[j]); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
-}
-
-// connectPairs connects pairs of hosts, a few at a time.
-func connectPairs(ctx context.Context, net mocknet.Mocknet, hosts []host.Host, pairs [][2]int) error {
-	var (
-		wg   sync.WaitGroup
-		mu   sync.Mutex
-		errs []error
-		sem  = make(chan struct{}, 32)
-	)
-	for _, p := range pairs {
-		sem <- struct{}{}
-		wg.Go(func() {
-			defer func() { <-sem }()
-			a, b := hosts[p[0]], hosts[p[1]]
-			if _, err := net.LinkPeers(a.ID(), b.ID()); err != nil {
-				mu.Lock()
-				errs = append(errs, err)
-				mu.Unlock()
-				return
-			}
-			dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-			defer cancel()
-			if err := a.Connect(dctx, peer.AddrInfo{ID: b.ID(), Addrs: b.Addrs()}); err != nil {
-				mu.Lock()
-				errs = append(errs, fmt.Errorf("connect %d-%d: %w", p[0], p[1], err))
-				mu.Unlock()
-			}
-		})
-	}
-	wg.Wait()
-	return errors.Join(errs...)
-}
-
 // unlinkPeer removes every link of p: the machine is gone from the network.
 func unlinkPeer(net mocknet.Mocknet, p peer.ID) {
 	for other, ls := range net.Links()[string(p)] {

@@ -1,9 +1,7 @@
 package simulations
 
 import (
-	"context"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 )
@@ -15,22 +13,7 @@ func TestChurnScenario(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs 12 nodes for about 50 s")
 	}
-	sc, err := ParseScenario([]byte("name: churn\nkind: churn\nnodes: [12]\nzones: 2\ndegree: 3\ncross: 1\nlink: {latency: 5ms}\nmessage_size: 256\nrate: 2\nduration: 8s\n"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	secs, err := runChurn(ctx, &Env{Progress: progressToLog{t}}, sc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var md strings.Builder
-	(&Report{Sections: secs}).Markdown(&md)
-	t.Log(md.String())
-	for _, f := range secs[0].Failures {
-		t.Error(f)
-	}
+	secs := runScenario(t, runChurn, "name: churn\nkind: churn\nnodes: [12]\nzones: 2\ndegree: 3\ncross: 1\nlink: {latency: 5ms}\nmessage_size: 256\nrate: 2\nduration: 8s\n", 3*time.Minute)
 	traffic, split := secs[0].Tables[0], secs[0].Tables[1]
 	if r, _ := strconv.ParseFloat(traffic.Rows[0][3], 64); r < 0.9 {
 		t.Errorf("ztmesh delivery under churn %v, want at least 0.9", r)

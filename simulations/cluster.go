@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/connmgr"
@@ -56,6 +57,8 @@ type ClusterConfig struct {
 	Configure func(i int, cfg *node.Config, opts *node.Options)
 	// IssueOptions are passed to every credential issuance.
 	IssueOptions did.IssueOptions
+	// Progress, if set, receives a line every 30 s while Wire connects.
+	Progress func(format string, args ...any)
 }
 
 // Cluster is a running simulated mesh: real ztmesh nodes (credentials,
@@ -234,11 +237,58 @@ func (c *Cluster) Wire(ctx context.Context, degree, cross int, seed uint64) erro
 	for i, m := range c.Nodes {
 		specs[i] = m.Spec
 	}
-	return c.dialAll(ctx, func(yield func(a, b *Member)) {
-		for _, p := range Topology(specs, degree, cross, seed) {
-			yield(c.Nodes[p[0]], c.Nodes[p[1]])
+	pairs := Topology(specs, degree, cross, seed)
+	var done atomic.Int64
+	if c.cfg.Progress != nil {
+		stop := make(chan struct{})
+		defer close(stop)
+		go func() {
+			t := time.NewTicker(30 * time.Second)
+			defer t.Stop()
+			for {
+				select {
+				case <-stop:
+					return
+				case <-t.C:
+					c.cfg.Progress("wiring: %d of %d connections made", done.Load(), len(pairs))
+				}
+			}
+		}()
+	}
+	connect := func(p [2]int) error {
+		a, b := c.Nodes[p[0]], c.Nodes[p[1]]
+		// Generous: while hundreds of nodes join at once, each one's
+		// announcement reaches all the others, and the dial waits for
+		// identify on a busy machine.
+		dctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+		defer cancel()
+		if err := c.Connect(dctx, a.Host(), b.Host()); err != nil {
+			return fmt.Errorf("connect %d-%d: %w", a.Index, b.Index, err)
 		}
+		return nil
+	}
+	var (
+		mu     sync.Mutex
+		failed [][2]int
+	)
+	parallel(len(pairs), 16, func(i int) error {
+		defer done.Add(1)
+		if err := connect(pairs[i]); err != nil {
+			mu.Lock()
+			failed = append(failed, pairs[i])
+			mu.Unlock()
+		}
+		return nil
 	})
+	if len(failed) == 0 || ctx.Err() != nil {
+		return ctx.Err()
+	}
+	// A dial that timed out while a thousand nodes joined at once is tried
+	// once more when the rush is over, as a real node would redial.
+	if c.cfg.Progress != nil {
+		c.cfg.Progress("wiring: %d of %d dials failed; trying them again", len(failed), len(pairs))
+	}
+	return parallel(len(failed), 4, func(i int) error { return connect(failed[i]) })
 }
 
 // Topology returns the links of a fleet: the members of each zone form a
@@ -303,32 +353,96 @@ func Topology(specs []NodeSpec, degree, cross int, seed uint64) [][2]int {
 	return pairs
 }
 
-// dialAll connects each pair with a few dials in flight at once.
-func (c *Cluster) dialAll(ctx context.Context, pairs func(yield func(a, b *Member))) error {
+// parallel calls f(i) for each i in [0, n), at most limit at a time, and
+// joins their errors.
+func parallel(n, limit int, f func(i int) error) error {
 	var (
 		wg   sync.WaitGroup
 		mu   sync.Mutex
 		errs []error
-		sem  = make(chan struct{}, 16)
+		sem  = make(chan struct{}, limit)
 	)
-	pairs(func(a, b *Member) {
+	for i := range n {
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			// Generous: while hundreds of nodes join at once, each one's
-			// announcement reaches all the others, and the dial waits for
-			// identify on a busy machine.
-			dctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-			defer cancel()
-			if err := c.Connect(dctx, a.Host(), b.Host()); err != nil {
+			if err := f(i); err != nil {
 				mu.Lock()
-				errs = append(errs, fmt.Errorf("connect %d-%d: %w", a.Index, b.Index, err))
+				errs = append(errs, err)
 				mu.Unlock()
 			}
 		})
-	})
+	}
 	wg.Wait()
 	return errors.Join(errs...)
+}
+
+// linker links two peers on a network (mocknet.Mocknet.LinkPeers).
+type linker interface {
+	LinkPeers(a, b peer.ID) (mocknet.Link, error)
+}
+
+// connectPairs links and connects pairs of hosts, a few at a time.
+func connectPairs(ctx context.Context, net linker, hosts []host.Host, pairs [][2]int) error {
+	return parallel(len(pairs), 32, func(i int) error {
+		a, b := hosts[pairs[i][0]], hosts[pairs[i][1]]
+		if _, err := net.LinkPeers(a.ID(), b.ID()); err != nil {
+			return err
+		}
+		dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		if err := a.Connect(dctx, peer.AddrInfo{ID: b.ID(), Addrs: b.Addrs()}); err != nil {
+			return fmt.Errorf("connect %d-%d: %w", pairs[i][0], pairs[i][1], err)
+		}
+		return nil
+	})
+}
+
+// linkZoneMembers gives every pair of nodes that share a zone (zones[i] is
+// node i's) a mocknet link: a network path, not a connection. A ztmesh node
+// that receives a message from an origin it is not connected to dials that
+// origin for its sender key, at the addresses of its member announcement;
+// on a real network that dial works, but mocknet refuses dials between
+// peers it has not linked. Links carry no traffic until a node dials, so
+// the GossipSub topology stays the one Wire built (and the one the
+// baseline runs on). Equal zones for all nodes link every pair.
+func linkZoneMembers(net mocknet.Mocknet, ids []peer.ID, zones []string) error {
+	linked := map[[2]peer.ID]bool{}
+	for a, m := range net.Links() {
+		for b, ls := range m {
+			if len(ls) > 0 { // a removed link may leave an empty set
+				linked[[2]peer.ID{peer.ID(a), peer.ID(b)}] = true
+			}
+		}
+	}
+	for i := range ids {
+		for j := i + 1; j < len(ids); j++ {
+			if zones[i] != zones[j] || linked[[2]peer.ID{ids[i], ids[j]}] || linked[[2]peer.ID{ids[j], ids[i]}] {
+				continue
+			}
+			if _, err := net.LinkPeers(ids[i], ids[j]); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// LinkZones links every pair of nodes whose first zones are equal (see
+// linkZoneMembers); on TCP any node can dial any other already.
+func (c *Cluster) LinkZones() error {
+	if c.cfg.Link.TCP {
+		return nil
+	}
+	ids := make([]peer.ID, len(c.Nodes))
+	zones := make([]string, len(c.Nodes))
+	for i, m := range c.Nodes {
+		ids[i] = m.Host().ID()
+		if len(m.Spec.Zones) > 0 {
+			zones[i] = m.Spec.Zones[0]
+		}
+	}
+	return linkZoneMembers(c.Net, ids, zones)
 }
 
 // AwaitVerified waits until every node has verified at least want peers

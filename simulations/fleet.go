@@ -362,25 +362,12 @@ func (l *fleetLoad) run(ctx context.Context, env *Env, name string, net fleetNet
 
 // each runs f for every node, a few at a time.
 func (l *fleetLoad) each(ctx context.Context, f func(i int) error) error {
-	var (
-		wg   sync.WaitGroup
-		mu   sync.Mutex
-		errs []error
-		sem  = make(chan struct{}, 16)
-	)
-	for i := range l.specs {
-		sem <- struct{}{}
-		wg.Go(func() {
-			defer func() { <-sem }()
-			if err := f(i); err != nil {
-				mu.Lock()
-				errs = append(errs, fmt.Errorf("node %d: %w", i, err))
-				mu.Unlock()
-			}
-		})
-	}
-	wg.Wait()
-	return errors.Join(errs...)
+	return parallel(len(l.specs), 16, func(i int) error {
+		if err := f(i); err != nil {
+			return fmt.Errorf("node %d: %w", i, err)
+		}
+		return nil
+	})
 }
 
 // fleetSampler records the process's peak heap and RSS while load runs, and the
@@ -539,7 +526,7 @@ func runFleetZtmesh(ctx context.Context, env *Env, l *fleetLoad) (*fleetResult, 
 	sctx, cancel := context.WithTimeout(ctx, fleetSetupTimeout)
 	defer cancel()
 	t0 := time.Now()
-	c, err := NewCluster(sctx, ClusterConfig{Nodes: l.specs, Link: l.sc.Link.Link(), Logger: env.Logger})
+	c, err := NewCluster(sctx, ClusterConfig{Nodes: l.specs, Link: l.sc.Link.Link(), Logger: env.Logger, Progress: env.Printf})
 	if err != nil {
 		return nil, fmt.Errorf("ztmesh: %w", err)
 	}
@@ -558,7 +545,7 @@ func runFleetZtmesh(ctx context.Context, env *Env, l *fleetLoad) (*fleetResult, 
 	}
 	res.setup = time.Since(t0)
 	env.Printf("fleet ztmesh: %d nodes wired and verified in %s", len(l.specs), res.setup.Round(time.Millisecond))
-	if err := linkZones(c, l); err != nil {
+	if err := c.LinkZones(); err != nil {
 		return nil, fmt.Errorf("ztmesh: %w", err)
 	}
 	z := &ztmeshFleet{c: c, l: l}
@@ -617,36 +604,6 @@ func zoneBridges(specs []NodeSpec, pairs [][2]int) [][2]int {
 		}
 	}
 	return out
-}
-
-// linkZones makes every node reachable from every other node of its zone
-// without connecting them. A ztmesh node that receives a message from an
-// origin it is not connected to dials that origin for its sender key, at
-// the addresses of the origin's member announcement; on real networks that
-// dial works, but mocknet refuses dials between peers it has not linked.
-// Links carry no traffic until a node dials, so GossipSub's topology stays
-// the one Wire built (and the one the baseline runs on).
-func linkZones(c *Cluster, l *fleetLoad) error {
-	if c.cfg.Link.TCP {
-		return nil // on TCP any node can dial any other
-	}
-	byZone := make([][]*Member, len(l.zones))
-	for i, m := range c.Nodes {
-		byZone[l.zoneOf[i]] = append(byZone[l.zoneOf[i]], m)
-	}
-	for _, ms := range byZone {
-		for i, a := range ms {
-			for _, b := range ms[i+1:] {
-				if len(c.Net.LinksBetweenPeers(a.Host().ID(), b.Host().ID())) > 0 {
-					continue
-				}
-				if _, err := c.Net.LinkPeers(a.Host().ID(), b.Host().ID()); err != nil {
-					return err
-				}
-			}
-		}
-	}
-	return nil
 }
 
 // runFleetBaseline sets up plain GossipSub on the same topology and runs

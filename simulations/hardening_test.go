@@ -3,7 +3,6 @@ package simulations
 import (
 	"context"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 )
@@ -15,22 +14,7 @@ func TestHardeningScenario(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs four small networks for about 70 s")
 	}
-	sc, err := ParseScenario([]byte("name: hard\nkind: hardening\nnodes: [12]\nattackers: 4\nzones: 1\ndegree: 3\ncross: 0\nlink: {latency: 5ms}\nmessage_size: 256\nrate: 2\nduration: 4s\n"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	secs, err := runHardening(ctx, &Env{Progress: progressToLog{t}}, sc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var md strings.Builder
-	(&Report{Sections: secs}).Markdown(&md)
-	t.Log(md.String())
-	for _, f := range secs[0].Failures {
-		t.Error(f)
-	}
+	secs := runScenario(t, runHardening, "name: hard\nkind: hardening\nnodes: [12]\nattackers: 4\nzones: 1\ndegree: 3\ncross: 0\nlink: {latency: 5ms}\nmessage_size: 256\nrate: 2\nduration: 4s\n", 3*time.Minute)
 	rows := secs[0].Tables[0].Rows
 	if len(rows) != 4 {
 		t.Fatalf("%d rows, want 4 (two attacks on two networks)", len(rows))

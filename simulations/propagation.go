@@ -34,11 +34,11 @@ const (
 	// propagationTimeout is how long a push may take before every node
 	// that has not enforced it is a failed check.
 	propagationTimeout = 20 * time.Second
+	// announceWait is how long a new mesh gets for member announcements
+	// (two per node, 5 s apart) before the first push.
+	announceWait = 8 * time.Second
 	// unapprovedBinary is the measured hash of the one node running unapproved
 	// software in the quarantine step.
-	// announceWait is how long a new mesh gets for member announcements
-	// (three per node, 3 s apart) before the first push.
-	announceWait     = 8 * time.Second
 	unapprovedBinary = "0bad0bad0bad0bad0bad0bad0bad0bad0bad0bad0bad0bad0bad0bad0bad0bad"
 )
 
@@ -246,7 +246,7 @@ func propagateSize(ctx context.Context, env *Env, sc *Scenario, n int, sec *Sect
 	env.Printf("propagation: starting %d nodes", n)
 	t0 := time.Now()
 	c, err := NewCluster(ctx, ClusterConfig{
-		Nodes: specs, Link: sc.Link.Link(),
+		Nodes: specs, Link: sc.Link.Link(), Progress: env.Printf,
 		Configure: func(i int, _ *node.Config, o *node.Options) {
 			o.Logger = slog.New(&enforceHandler{idx: i, log: events, next: next})
 			hashMu.Lock()

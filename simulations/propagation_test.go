@@ -16,26 +16,7 @@ func TestPropagationScenario(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts 12 nodes for about 20 s")
 	}
-	sc, err := ParseScenario([]byte("name: prop\nkind: propagation\nnodes: [12]\nzones: 2\ndegree: 3\ncross: 1\nlink: {latency: 5ms}\n"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	secs, err := runPropagation(ctx, &Env{Progress: progressToLog{t}}, sc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var md strings.Builder
-	if err := (&Report{Sections: secs}).Markdown(&md); err != nil {
-		t.Fatal(err)
-	}
-	t.Log(md.String())
-	for _, s := range secs {
-		for _, f := range s.Failures {
-			t.Error(f)
-		}
-	}
+	secs := runScenario(t, runPropagation, "name: prop\nkind: propagation\nnodes: [12]\nzones: 2\ndegree: 3\ncross: 1\nlink: {latency: 5ms}\n", 2*time.Minute)
 	rows := secs[0].Tables[0].Rows
 	for _, what := range []string{"revocation", "policy bundle", "reference values", "quarantine"} {
 		found := false

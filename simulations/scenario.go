@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"math"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/ztmesh/ztmesh/did"
+	"github.com/ztmesh/ztmesh/node"
 )
 
 // maxScenarioSize caps a scenario file before it is parsed.
@@ -59,6 +61,10 @@ type Scenario struct {
 	// ChurnPerMinute is the fraction of nodes that leave and rejoin per
 	// minute in a churn scenario.
 	ChurnPerMinute float64 `yaml:"churn_per_minute"`
+	// RateLimit is every node's per-origin rate limit in an attacks
+	// scenario, as rate_limit in ztmeshd's config: zero fields take the
+	// node's defaults (200/s, bursts of 400).
+	RateLimit node.RateLimit `yaml:"rate_limit"`
 }
 
 // LinkSpec is the link model in a scenario file.
@@ -146,6 +152,9 @@ func (sc *Scenario) check() error {
 	if sc.Trust < 0 || sc.Trust > 1 {
 		errs = append(errs, fmt.Errorf("trust %v: want 0..1", sc.Trust))
 	}
+	if r := sc.RateLimit; math.IsNaN(r.PerSecond) || math.IsInf(r.PerSecond, 0) || r.Burst < 0 {
+		errs = append(errs, fmt.Errorf("rate_limit %+v: want a finite per_second and a burst of at least 0", r))
+	}
 	if sc.ChurnPerMinute < 0 || sc.ChurnPerMinute > 1 {
 		errs = append(errs, fmt.Errorf("churn_per_minute %v: want 0..1", sc.ChurnPerMinute))
 	}
@@ -173,7 +182,7 @@ func (sc *Scenario) check() error {
 	if sc.QuickDuration == 0 {
 		sc.QuickDuration = sc.Duration
 	}
-	if len(sc.QuickNodes) == 0 {
+	if len(sc.QuickNodes) == 0 && len(sc.Nodes) > 0 {
 		sc.QuickNodes = sc.Nodes[:1]
 	}
 	return errors.Join(errs...)
