@@ -196,6 +196,9 @@ func (n *Node) handOns() []handOn {
 	out := make([]handOn, 0, len(n.directory)+n.registry.Len()+1)
 	held := make(map[peer.ID]bool, len(n.directory))
 	for p, e := range n.directory {
+		if n.stillValid(e.cred) != nil {
+			continue // a peer would ask for it and refuse it, at every sync
+		}
 		out = append(out, handOn{p, e.cred, e.kp, e.hash})
 		held[p] = true
 	}

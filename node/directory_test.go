@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"errors"
+	"slices"
 	"testing"
 	"time"
 
@@ -160,4 +161,34 @@ func TestAnnouncementPassesNodesThatHoldIt(t *testing.T) {
 		_, ok := d.directoryMember(a.host.ID())
 		return ok
 	})
+}
+
+// TestSyncOffersOnlyValidMembers: a member whose credential was revoked
+// after its announcement is no longer offered to a new peer's sync.
+func TestSyncOffersOnlyValidMembers(t *testing.T) {
+	m := newMesh(t)
+	a, b := m.start(), m.start()
+	tok, err := b.announcementToken()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.ApplyMember(tok); err != nil {
+		t.Fatal(err)
+	}
+	var ann announcement
+	_ = json.Unmarshal(tok, &ann)
+	h := pubsub.HashMember(ann.Credential, ann.KeyPackage)
+	if !slices.Contains(a.MemberHashes(), h) {
+		t.Fatal("b is not offered before its revocation")
+	}
+	list, err := did.SignRevocationList(m.issuer, &did.RevocationList{Version: 1, Subjects: []did.DID{b.DID()}}, m.clock.now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.ApplyRevocations([]byte(list)); err != nil {
+		t.Fatal(err)
+	}
+	if slices.Contains(a.MemberHashes(), h) {
+		t.Fatal("a revoked member is still offered to new peers")
+	}
 }
