@@ -113,8 +113,6 @@ func (m *Mesh) publishControl(ctx context.Context, typ string, token []byte) err
 	if err := j.t.Publish(ctx, data); err != nil {
 		return err
 	}
-	if msg, ok := directPush(typ, token); ok {
-		m.goLoop(func(ctx context.Context) { m.pushToPeers(ctx, msg) })
-	}
+	m.relay(typ, token, m.self)
 	return nil
 }

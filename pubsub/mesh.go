@@ -156,6 +156,10 @@ type Mesh struct {
 	ctx      context.Context
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup
+	// loopMu orders goLoop against Close: relays start goroutines from
+	// validators and stream handlers, which may still run while closing.
+	loopMu sync.Mutex
+	closed bool
 }
 
 type joinedTopic struct {
@@ -293,6 +297,9 @@ func New(ctx context.Context, h host.Host, cfg Config) (*Mesh, error) {
 
 // Close stops the mesh and waits for its goroutines.
 func (m *Mesh) Close() error {
+	m.loopMu.Lock()
+	m.closed = true
+	m.loopMu.Unlock()
 	m.cancel()
 	m.h.RemoveStreamHandler(KeyProtocol)
 	m.h.RemoveStreamHandler(SyncProtocol)
@@ -303,7 +310,13 @@ func (m *Mesh) Close() error {
 	return nil
 }
 
+// goLoop runs f until the mesh closes; after Close it does nothing.
 func (m *Mesh) goLoop(f func(ctx context.Context)) {
+	m.loopMu.Lock()
+	defer m.loopMu.Unlock()
+	if m.closed {
+		return
+	}
 	m.wg.Add(1)
 	go func() { defer m.wg.Done(); f(m.ctx) }()
 }

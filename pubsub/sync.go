@@ -164,17 +164,22 @@ func (m *Mesh) SyncTo(ctx context.Context, p peer.ID) error {
 // pushConcurrency bounds the streams a direct push opens at once.
 const pushConcurrency = 16
 
-// directPush returns the sync message that carries an operator's control
-// publication straight to every verified neighbour, and whether typ is one.
+// directPush returns the sync message that carries a revocation list, a
+// policy bundle or reference values straight to every verified neighbour,
+// and whether typ is one of those.
 //
 // GossipSub publishes only to the topic mesh (flood publishing stays off:
 // it would skip the peer filter), and a neighbour that connected since the
-// last heartbeat is in no mesh yet. For the rare pushes that cut nodes off
-// or change the rules, waiting for gossip to repair that (if the message is
-// still in its three-heartbeat window) is too weak; the origin therefore
-// also hands them to each verified neighbour over the sync protocol. A
-// neighbour verified after this snapshot gets them in its on-connect sync.
-// Member announcements and evidence are periodic and numerous, and go by
+// last heartbeat is in no mesh yet. A node busy verifying a thousand new
+// members may also drop control messages from its full validation queue
+// (seen at 1,000 simulated nodes: a revocation reached 14 of them). For the
+// rare pushes that cut nodes off or change the rules, that is too weak: the
+// origin hands them to each verified neighbour over the sync protocol, and
+// every node that applies one as new, from GossipSub or from a sync, hands
+// it on the same way (relay). Each node relays an item once, when it is
+// new to it, so a push costs one stream per connection. A neighbour
+// verified after the snapshot gets the item in its on-connect sync. Member
+// announcements and evidence are periodic and numerous, and go by
 // GossipSub alone.
 func directPush(typ string, token []byte) (syncMessage, bool) {
 	switch typ {
@@ -188,11 +193,23 @@ func directPush(typ string, token []byte) (syncMessage, bool) {
 	return syncMessage{}, false
 }
 
-// pushToPeers sends msg to every connected verified member, a few at a time.
-func (m *Mesh) pushToPeers(ctx context.Context, msg syncMessage) {
+// relay hands control content newly applied here to the verified
+// neighbours other than the one it came from (self for our own).
+func (m *Mesh) relay(typ string, token []byte, from peer.ID) {
+	if msg, ok := directPush(typ, token); ok {
+		m.goLoop(func(ctx context.Context) { m.pushToPeers(ctx, msg, from) })
+	}
+}
+
+// pushToPeers sends msg to every connected verified member but skip, a few
+// at a time.
+func (m *Mesh) pushToPeers(ctx context.Context, msg syncMessage, skip peer.ID) {
 	sem := make(chan struct{}, pushConcurrency)
 	var wg sync.WaitGroup
 	for _, p := range m.h.Network().Peers() {
+		if p == skip {
+			continue
+		}
 		if mem, ok := m.cfg.Members.Member(p); !ok || mem.Quarantined {
 			continue
 		}
@@ -236,34 +253,35 @@ func (m *Mesh) handleSync(s network.Stream) {
 		s.Reset()
 		return
 	}
-	p := s.Conn().RemotePeer().String()
+	from := s.Conn().RemotePeer()
 	for _, r := range msg.Revocations {
-		if changed, err := m.cfg.Control.ApplyRevocations(r); err != nil && !isRollback(err) {
-			m.log.Warn("synced revocation list refused", "event_type", "sync_refused", "peer", p, "reason", err.Error())
-		} else if changed {
-			m.log.Info("revocation list synced from peer", "event_type", "sync_applied", "peer", p)
-		}
+		m.applySynced(from, controlRevocations, r, "revocation list")
 	}
 	if len(msg.Reference) > 0 {
-		if changed, err := m.cfg.Control.ApplyReference(msg.Reference); err != nil && !isRollback(err) {
-			m.log.Warn("synced reference values refused", "event_type", "sync_refused", "peer", p, "reason", err.Error())
-		} else if changed {
-			m.log.Info("reference values synced from peer", "event_type", "sync_applied", "peer", p)
-		}
+		m.applySynced(from, controlReference, msg.Reference, "reference values")
 	}
 	if len(msg.Bundle) > 0 {
-		if changed, err := m.cfg.Control.ApplyPolicyBundle(msg.Bundle); err != nil && !isRollback(err) {
-			m.log.Warn("synced policy bundle refused", "event_type", "sync_refused", "peer", p, "reason", err.Error())
-		} else if changed {
-			m.log.Info("policy bundle synced from peer", "event_type", "sync_applied", "peer", p)
-		}
+		m.applySynced(from, controlPolicy, msg.Bundle, "policy bundle")
 	}
 	if len(msg.MemberHashes) == 0 {
 		return
 	}
 	if err := m.fetchMembers(s, msg.MemberHashes); err != nil {
-		m.log.Debug("member sync", "event_type", "sync_failed", "peer", p, "reason", err.Error())
+		m.log.Debug("member sync", "event_type", "sync_failed", "peer", from.String(), "reason", err.Error())
 		s.Reset()
+	}
+}
+
+// applySynced applies one revocation list, bundle or reference values from
+// a peer's sync, and relays it if it is new here.
+func (m *Mesh) applySynced(from peer.ID, typ string, token []byte, what string) {
+	changed, err := m.applyControl(from, &controlMessage{Type: typ, Token: token})
+	switch {
+	case err != nil && !isRollback(err):
+		m.log.Warn("synced "+what+" refused", "event_type", "sync_refused", "peer", from.String(), "reason", err.Error())
+	case changed:
+		m.log.Info(what+" synced from peer", "event_type", "sync_applied", "peer", from.String())
+		m.relay(typ, token, from)
 	}
 }
 

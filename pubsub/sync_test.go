@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/libp2p/go-libp2p"
+	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 
@@ -26,33 +26,12 @@ func TestControlPushReachesNeighbourOutsideTheMesh(t *testing.T) {
 	n := newNet(t, 0, []string{"north"})
 	b := n.nodes[0]
 
-	// c: a verified member of b that speaks only the sync protocol.
-	_, ccred, c := n.identity([]string{"south"})
-	got := make(chan syncMessage, 4)
-	c.SetStreamHandler(SyncProtocol, func(s network.Stream) {
-		defer s.Close()
-		var msg syncMessage
-		if err := wire.ReadJSON(s, &msg, maxSyncMessage); err == nil {
-			got <- msg
-		}
-	})
-	// d: connected to b too, but never verified: it must get nothing.
-	d, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { d.Close() })
-	leaked := make(chan struct{}, 1)
-	d.SetStreamHandler(SyncProtocol, func(s network.Stream) { leaked <- struct{}{}; s.Reset() })
-
-	b.members.set(c.ID(), Member{Credential: ccred, TrustScore: 0.9})
+	// c: a verified member of b that speaks only the sync protocol; d:
+	// connected to b too, but never verified: it must get nothing.
+	_, got := n.syncOnlyPeer(b, true)
+	_, leaked := n.syncOnlyPeer(b, false)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	for _, h := range []peer.AddrInfo{{ID: c.ID(), Addrs: c.Addrs()}, {ID: d.ID(), Addrs: d.Addrs()}} {
-		if err := b.h.Connect(ctx, h); err != nil {
-			t.Fatal(err)
-		}
-	}
 
 	bundle, err := policy.SignBundle(n.issuer, map[string]string{"p.rego": "package ztmesh.authz\n\ndefault allow := false\n"}, 3, time.Now())
 	if err != nil {
@@ -61,18 +40,88 @@ func TestControlPushReachesNeighbourOutsideTheMesh(t *testing.T) {
 	if err := b.mesh.PublishPolicyBundle(ctx, bundle); err != nil {
 		t.Fatal(err)
 	}
+	expectPush(t, got, bundle, "the neighbour outside the mesh")
+	expectNoPush(t, leaked, "an unverified peer")
+}
+
+// TestSyncedControlRelayedOnce: a node that gets a new bundle over the
+// sync protocol hands it on to its other verified neighbours (it may be the
+// only way the bundle reaches them when GossipSub drops it), not back to
+// the peer it came from, not to unverified peers, and only once.
+func TestSyncedControlRelayedOnce(t *testing.T) {
+	n := newNet(t, 0, []string{"north"})
+	b := n.nodes[0]
+	x, echoed := n.syncOnlyPeer(b, true) // where the bundle comes from
+	_, got := n.syncOnlyPeer(b, true)
+	_, leaked := n.syncOnlyPeer(b, false)
+
+	bundle, err := policy.SignBundle(n.issuer, map[string]string{"p.rego": "package ztmesh.authz\n\ndefault allow := false\n"}, 3, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	send := func() {
+		t.Helper()
+		s, err := x.NewStream(context.Background(), b.h.ID(), SyncProtocol)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		if err := wire.WriteJSON(s, syncMessage{V: 1, Bundle: bundle}, maxSyncMessage); err != nil {
+			t.Fatal(err)
+		}
+	}
+	send()
+	expectPush(t, got, bundle, "the other neighbour")
+	expectNoPush(t, echoed, "the peer it came from")
+	expectNoPush(t, leaked, "an unverified peer")
+	send() // in force already: nothing more to relay
+	expectNoPush(t, got, "the other neighbour a second time")
+}
+
+// syncOnlyPeer starts a host connected to b that speaks only the sync
+// protocol, a verified member of b if verified, and returns the syncs it
+// receives.
+func (n *tnet) syncOnlyPeer(b *tnode, verified bool) (host.Host, chan syncMessage) {
+	t := n.t
+	t.Helper()
+	_, cred, h := n.identity([]string{"south"})
+	got := make(chan syncMessage, 4)
+	h.SetStreamHandler(SyncProtocol, func(s network.Stream) {
+		defer s.Close()
+		var msg syncMessage
+		if err := wire.ReadJSON(s, &msg, maxSyncMessage); err == nil {
+			got <- msg
+		}
+	})
+	if verified {
+		b.members.set(h.ID(), Member{Credential: cred, TrustScore: 0.9})
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := b.h.Connect(ctx, peer.AddrInfo{ID: h.ID(), Addrs: h.Addrs()}); err != nil {
+		t.Fatal(err)
+	}
+	return h, got
+}
+
+func expectPush(t *testing.T, got chan syncMessage, bundle []byte, to string) {
+	t.Helper()
 	select {
 	case msg := <-got:
 		if string(msg.Bundle) != string(bundle) || len(msg.Revocations) != 0 || len(msg.MemberHashes) != 0 {
-			t.Fatalf("pushed %+v", msg)
+			t.Fatalf("pushed to %s: %+v", to, msg)
 		}
 	case <-time.After(5 * time.Second):
-		t.Fatal("the bundle never reached the neighbour outside the mesh")
+		t.Fatalf("the bundle never reached %s", to)
 	}
+}
+
+func expectNoPush(t *testing.T, got chan syncMessage, to string) {
+	t.Helper()
 	select {
-	case <-leaked:
-		t.Fatal("the bundle was pushed to an unverified peer")
-	case <-time.After(200 * time.Millisecond):
+	case <-got:
+		t.Fatalf("the bundle was pushed to %s", to)
+	case <-time.After(300 * time.Millisecond):
 	}
 }
 

@@ -165,6 +165,7 @@ func (m *Mesh) validateControl(ctx context.Context, from peer.ID, msg *ps.Messag
 		return accept
 	}
 	m.log.Info("control message applied", "event_type", "control_applied", "type", cm.Type, "origin", msg.GetFrom().String())
+	m.relay(cm.Type, cm.Token, from)
 	return accept
 }
 
