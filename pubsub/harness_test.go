@@ -47,6 +47,8 @@ type testControl struct {
 	mu      sync.Mutex
 	members map[MemberHash][]byte
 	applied [][]byte // every token ApplyMember was given
+
+	quarantines map[string]bool
 }
 
 func testMemberHash(tok []byte) MemberHash { return HashMember(string(tok), nil) }
@@ -81,8 +83,20 @@ func (c *testControl) ApplyMember(tok []byte) (bool, error) {
 	c.members[h] = tok
 	return true, nil
 }
-func (c *testControl) ApplyQuarantine([]byte) (bool, error) {
-	return false, errors.New("not in this harness")
+
+// ApplyQuarantine takes any announcement as new once (the node package
+// tests the judgment).
+func (c *testControl) ApplyQuarantine(tok []byte) (bool, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.quarantines[string(tok)] {
+		return false, ErrStale
+	}
+	if c.quarantines == nil {
+		c.quarantines = map[string]bool{}
+	}
+	c.quarantines[string(tok)] = true
+	return true, nil
 }
 func (c *testControl) ControlState() ControlState { return ControlState{} }
 func (c *testControl) MemberHashes() []MemberHash {

@@ -22,6 +22,7 @@ const maxSyncMessage = 8 << 20
 // frame of the answer (each at most 32 KiB, so a frame stays under 8 MiB).
 const (
 	maxSyncMembers  = 100_000
+	maxSyncLists    = 64 // revocation lists or quarantine announcements
 	membersPerFrame = 200
 	syncTimeout     = 30 * time.Second
 )
@@ -68,6 +69,8 @@ type syncMessage struct {
 	Bundle       []byte       `json:"bundle,omitempty"`
 	Reference    []byte       `json:"reference,omitempty"`
 	MemberHashes []MemberHash `json:"member_hashes,omitempty"`
+	// Quarantines carries quarantine announcements, in direct pushes only.
+	Quarantines [][]byte `json:"quarantines,omitempty"`
 }
 
 // wantMessage lists, by index into member_hashes, the announcements the
@@ -90,6 +93,10 @@ func (msg *syncMessage) check() error {
 	}
 	if len(msg.MemberHashes) > maxSyncMembers {
 		return fmt.Errorf("sync offers %d members, more than %d", len(msg.MemberHashes), maxSyncMembers)
+	}
+	if len(msg.Revocations) > maxSyncLists || len(msg.Quarantines) > maxSyncLists {
+		return fmt.Errorf("sync of %d revocation lists and %d quarantine announcements, more than %d",
+			len(msg.Revocations), len(msg.Quarantines), maxSyncLists)
 	}
 	return nil
 }
@@ -165,8 +172,8 @@ func (m *Mesh) SyncTo(ctx context.Context, p peer.ID) error {
 const pushConcurrency = 16
 
 // directPush returns the sync message that carries a revocation list, a
-// policy bundle or reference values straight to every verified neighbour,
-// and whether typ is one of those.
+// policy bundle, reference values or a quarantine announcement straight to
+// every verified neighbour, and whether typ is one of those.
 //
 // GossipSub publishes only to the topic mesh (flood publishing stays off:
 // it would skip the peer filter), and a neighbour that connected since the
@@ -178,9 +185,11 @@ const pushConcurrency = 16
 // every node that applies one as new, from GossipSub or from a sync, hands
 // it on the same way (relay). Each node relays an item once, when it is
 // new to it, so a push costs one stream per connection. A neighbour
-// verified after the snapshot gets the item in its on-connect sync. Member
-// announcements and evidence are periodic and numerous, and go by
-// GossipSub alone.
+// verified after the snapshot gets revocations, bundle and reference values
+// in its on-connect sync (quarantine announcements are not held for it).
+// Member announcements and evidence are periodic and numerous, and go by
+// GossipSub alone; a node that misses the evidence of a compromised member
+// still judges it from the quarantine announcement, which carries it.
 func directPush(typ string, token []byte) (syncMessage, bool) {
 	switch typ {
 	case controlRevocations:
@@ -189,6 +198,8 @@ func directPush(typ string, token []byte) (syncMessage, bool) {
 		return syncMessage{V: 1, Bundle: token}, true
 	case controlReference:
 		return syncMessage{V: 1, Reference: token}, true
+	case controlQuarantine:
+		return syncMessage{V: 1, Quarantines: [][]byte{token}}, true
 	}
 	return syncMessage{}, false
 }
@@ -263,6 +274,9 @@ func (m *Mesh) handleSync(s network.Stream) {
 	if len(msg.Bundle) > 0 {
 		m.applySynced(from, controlPolicy, msg.Bundle, "policy bundle")
 	}
+	for _, q := range msg.Quarantines {
+		m.applySynced(from, controlQuarantine, q, "quarantine announcement")
+	}
 	if len(msg.MemberHashes) == 0 {
 		return
 	}
@@ -272,8 +286,9 @@ func (m *Mesh) handleSync(s network.Stream) {
 	}
 }
 
-// applySynced applies one revocation list, bundle or reference values from
-// a peer's sync, and relays it if it is new here.
+// applySynced applies one revocation list, bundle, reference values or
+// quarantine announcement from a peer's sync, and relays it if it is new
+// here.
 func (m *Mesh) applySynced(from peer.ID, typ string, token []byte, what string) {
 	changed, err := m.applyControl(from, &controlMessage{Type: typ, Token: token})
 	switch {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -40,42 +41,47 @@ func TestControlPushReachesNeighbourOutsideTheMesh(t *testing.T) {
 	if err := b.mesh.PublishPolicyBundle(ctx, bundle); err != nil {
 		t.Fatal(err)
 	}
-	expectPush(t, got, bundle, "the neighbour outside the mesh")
+	expectPush(t, got, syncMessage{V: 1, Bundle: bundle}, "the neighbour outside the mesh")
 	expectNoPush(t, leaked, "an unverified peer")
 }
 
-// TestSyncedControlRelayedOnce: a node that gets a new bundle over the
-// sync protocol hands it on to its other verified neighbours (it may be the
-// only way the bundle reaches them when GossipSub drops it), not back to
-// the peer it came from, not to unverified peers, and only once.
+// TestSyncedControlRelayedOnce: a node that gets a new bundle or
+// quarantine announcement over the sync protocol hands it on to its other
+// verified neighbours (it may be the only way it reaches them when
+// GossipSub drops it), not back to the peer it came from, not to unverified
+// peers, and only once.
 func TestSyncedControlRelayedOnce(t *testing.T) {
 	n := newNet(t, 0, []string{"north"})
-	b := n.nodes[0]
-	x, echoed := n.syncOnlyPeer(b, true) // where the bundle comes from
-	_, got := n.syncOnlyPeer(b, true)
-	_, leaked := n.syncOnlyPeer(b, false)
-
 	bundle, err := policy.SignBundle(n.issuer, map[string]string{"p.rego": "package ztmesh.authz\n\ndefault allow := false\n"}, 3, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
-	send := func() {
-		t.Helper()
-		s, err := x.NewStream(context.Background(), b.h.ID(), SyncProtocol)
-		if err != nil {
-			t.Fatal(err)
+	for _, push := range []syncMessage{
+		{V: 1, Bundle: bundle},
+		{V: 1, Quarantines: [][]byte{[]byte("a quarantine announcement")}},
+	} {
+		b := n.add([]string{"north"}, 0)
+		x, echoed := n.syncOnlyPeer(b, true) // where the push comes from
+		_, got := n.syncOnlyPeer(b, true)
+		_, leaked := n.syncOnlyPeer(b, false)
+		send := func() {
+			t.Helper()
+			s, err := x.NewStream(context.Background(), b.h.ID(), SyncProtocol)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			if err := wire.WriteJSON(s, push, maxSyncMessage); err != nil {
+				t.Fatal(err)
+			}
 		}
-		defer s.Close()
-		if err := wire.WriteJSON(s, syncMessage{V: 1, Bundle: bundle}, maxSyncMessage); err != nil {
-			t.Fatal(err)
-		}
+		send()
+		expectPush(t, got, push, "the other neighbour")
+		expectNoPush(t, echoed, "the peer it came from")
+		expectNoPush(t, leaked, "an unverified peer")
+		send() // in force already: nothing more to relay
+		expectNoPush(t, got, "the other neighbour a second time")
 	}
-	send()
-	expectPush(t, got, bundle, "the other neighbour")
-	expectNoPush(t, echoed, "the peer it came from")
-	expectNoPush(t, leaked, "an unverified peer")
-	send() // in force already: nothing more to relay
-	expectNoPush(t, got, "the other neighbour a second time")
 }
 
 // syncOnlyPeer starts a host connected to b that speaks only the sync
@@ -104,15 +110,15 @@ func (n *tnet) syncOnlyPeer(b *tnode, verified bool) (host.Host, chan syncMessag
 	return h, got
 }
 
-func expectPush(t *testing.T, got chan syncMessage, bundle []byte, to string) {
+func expectPush(t *testing.T, got chan syncMessage, want syncMessage, to string) {
 	t.Helper()
 	select {
 	case msg := <-got:
-		if string(msg.Bundle) != string(bundle) || len(msg.Revocations) != 0 || len(msg.MemberHashes) != 0 {
-			t.Fatalf("pushed to %s: %+v", to, msg)
+		if !reflect.DeepEqual(msg, want) {
+			t.Fatalf("pushed to %s: %+v, want %+v", to, msg, want)
 		}
 	case <-time.After(5 * time.Second):
-		t.Fatalf("the bundle never reached %s", to)
+		t.Fatalf("the push never reached %s", to)
 	}
 }
 
@@ -120,7 +126,7 @@ func expectNoPush(t *testing.T, got chan syncMessage, to string) {
 	t.Helper()
 	select {
 	case <-got:
-		t.Fatalf("the bundle was pushed to %s", to)
+		t.Fatalf("pushed to %s", to)
 	case <-time.After(300 * time.Millisecond):
 	}
 }
@@ -183,6 +189,12 @@ func TestSyncMessagesChecked(t *testing.T) {
 	if err := (&syncMessage{V: 2}).check(); err == nil {
 		t.Error("sync v2: accepted")
 	}
+	if err := (&syncMessage{V: 1, Quarantines: make([][]byte, maxSyncLists+1)}).check(); err == nil {
+		t.Error("too many quarantine announcements: accepted")
+	}
+	if err := (&syncMessage{V: 1, Revocations: make([][]byte, maxSyncLists+1)}).check(); err == nil {
+		t.Error("too many revocation lists: accepted")
+	}
 	var msg syncMessage
 	if err := wire.DecodeStrict([]byte(`{"v":1,"revocations":[],"member_hashes":["AAAA"]}`), &msg); err == nil {
 		t.Error("3-byte member hash: accepted")
@@ -198,9 +210,11 @@ func FuzzSyncMessages(f *testing.F) {
 	f.Add([]byte(`{"v":1,"revocations":[],"member_hashes":["`+strings.Repeat("A", 43)+`="]}`), 1)
 	f.Add([]byte(`{"v":1,"want":[0,2]}`), 3)
 	f.Add([]byte(`{"v":1,"members":["YQ=="],"done":true}`), 0)
+	f.Add([]byte(`{"v":1,"revocations":null,"quarantines":["YQ==","Yg=="]}`), 0)
 	f.Fuzz(func(t *testing.T, data []byte, offered int) {
 		var s syncMessage
-		if wire.DecodeStrict(data, &s) == nil && s.check() == nil && (s.V != 1 || len(s.MemberHashes) > maxSyncMembers) {
+		if wire.DecodeStrict(data, &s) == nil && s.check() == nil && (s.V != 1 || len(s.MemberHashes) > maxSyncMembers ||
+			len(s.Revocations) > maxSyncLists || len(s.Quarantines) > maxSyncLists) {
 			t.Fatalf("accepted %+v", s)
 		}
 		var w wantMessage
