@@ -106,6 +106,17 @@ func (c Claims) InZone(z string) bool {
 	return false
 }
 
+// SharesZone reports whether holders of zones a and of zones b are members
+// of a common zone (the wildcard shares every zone).
+func SharesZone(a, b []string) bool {
+	for _, z := range a {
+		if z == AllZones || (Claims{Zones: b}).InZone(z) {
+			return true
+		}
+	}
+	return false
+}
+
 func truncate(s string) string {
 	if len(s) > maxNameLen {
 		return s[:maxNameLen] + "..."

@@ -296,3 +296,23 @@ func Subject(token []byte) (DID, error) {
 	}
 	return d.cred.Subject, nil
 }
+
+// PeekZones returns the subject and the zones a credential claims, WITHOUT
+// verifying anything: only for a receiver to decide whether the credential
+// concerns it at all before paying for its verification. A receiver that
+// goes on uses the zones of the verified credential, never these.
+func PeekZones(token []byte) (DID, []string, error) {
+	d, err := decodeJWT(token)
+	if err != nil {
+		return DID{}, nil, err
+	}
+	var vc struct {
+		Subject struct {
+			Zones []string `json:"zones"`
+		} `json:"credentialSubject"`
+	}
+	if err := json.Unmarshal(d.vc, &vc); err != nil {
+		return DID{}, nil, fmt.Errorf("%w: credentialSubject: %v", ErrMalformed, err)
+	}
+	return d.cred.Subject, vc.Subject.Zones, nil
+}

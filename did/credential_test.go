@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -320,6 +321,28 @@ func TestInspectDoesNotVerify(t *testing.T) {
 	if _, err := Subject([]byte("eyJhbGciOiJFZERTQSJ9.e30.")); err == nil {
 		t.Fatal("Subject of a token without claims")
 	}
+	sub, zones, err := PeekZones([]byte(forged))
+	if err != nil || sub != f.holder.DID() || !slices.Equal(zones, goodClaims().Zones) {
+		t.Fatalf("PeekZones = %v, %v, %v; want %s in %v", sub, zones, err, f.holder.DID(), goodClaims().Zones)
+	}
+}
+
+func TestSharesZone(t *testing.T) {
+	for _, tc := range []struct {
+		a, b []string
+		want bool
+	}{
+		{[]string{"north"}, []string{"north", "south"}, true},
+		{[]string{"north"}, []string{"south"}, false},
+		{[]string{AllZones}, []string{"south"}, true},
+		{[]string{"north"}, []string{AllZones}, true},
+		{nil, []string{"south"}, false},
+		{[]string{"north"}, nil, false},
+	} {
+		if got := SharesZone(tc.a, tc.b); got != tc.want {
+			t.Errorf("SharesZone(%v, %v) = %v", tc.a, tc.b, got)
+		}
+	}
 }
 
 func FuzzVerifyCredential(f *testing.F) {
@@ -330,9 +353,13 @@ func FuzzVerifyCredential(f *testing.F) {
 	f.Add([]byte(fx.mutate(f, fx.issuer, func(h, p, s map[string]any) { s["id"] = nil })))
 	f.Add([]byte("eyJhbGciOiJFZERTQSJ9.e30."))
 	f.Fuzz(func(t *testing.T, tok []byte) {
+		peekSub, peekZones, peekErr := PeekZones(tok) // must not panic, whatever tok is
 		c, err := fx.v.Verify(tok, t0.Add(time.Hour))
 		if err != nil {
 			return
+		}
+		if peekErr != nil || peekSub != c.Subject || !slices.Equal(peekZones, c.Claims.Zones) {
+			t.Fatalf("verified %s in %v, PeekZones says %s in %v (%v)", c.Subject, c.Claims.Zones, peekSub, peekZones, peekErr)
 		}
 		// Whatever was accepted must be what the issuer signed.
 		if c.Issuer != fx.issuer.DID() || c.Claims.Validate() != nil {

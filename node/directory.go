@@ -19,20 +19,25 @@ import (
 )
 
 // The member directory: members this node has not verified over a direct
-// connection, learned from their announcements on the control topic and
-// from peers' sync. An announcement carries the member's credential (signed
-// by a pinned issuer, subject = the member) and key package (signed by the
-// member), so it authenticates itself whoever relays it. With it a node can
-// accept zone messages and state written by members it is not connected
-// to, and answer their key requests; their sender keys it pulls by dialing
-// them (the addresses come with the announcement; the dial runs the usual
-// handshake).
+// connection, learned from their announcements and from peers' sync. An
+// announcement carries the member's credential (signed by a pinned issuer,
+// subject = the member) and key package (signed by the member), so it
+// authenticates itself whoever relays it. With it a node can accept zone
+// messages and state written by members it is not connected to, and answer
+// their key requests; their sender keys it pulls by dialing them (the
+// addresses come with the announcement; the dial runs the usual handshake).
+//
+// The directory holds only members that share a zone with this node: the
+// only ones whose messages it reads. Announcements travel on the member
+// topic of each of the member's zones (pubsub/members.go), and a sync offers
+// a peer only the members it shares a zone with, so a node verifies the
+// members of its zones and no others.
 
 const (
 	maxAnnouncement = 32 << 10
 	// announceInterval is how often a node repeats its announcement. Every
-	// announcement reaches every node of the mesh, so a mesh of N nodes
-	// carries N/announceInterval of them per second; new peers learn the
+	// announcement reaches every node of the member's zones, so a zone of N
+	// members carries N/announceInterval of them per second; new peers learn the
 	// directory on connecting (sync) and renewals announce at once, so the
 	// repeat only refreshes what a partition may have lost.
 	announceInterval = 15 * time.Minute
@@ -58,7 +63,7 @@ func (n *Node) announcementToken() ([]byte, error) {
 }
 
 // ApplyMember implements pubsub.ControlHandler.
-func (n *Node) ApplyMember(token []byte) (bool, error) {
+func (n *Node) ApplyMember(zone string, token []byte) (bool, error) {
 	if len(token) > maxAnnouncement {
 		return false, fmt.Errorf("member announcement of %d bytes", len(token))
 	}
@@ -71,7 +76,7 @@ func (n *Node) ApplyMember(token []byte) (bool, error) {
 	if known != nil {
 		// Held and authentic: spread it, apply nothing; unless its
 		// credential has since expired or been revoked.
-		return false, n.stillValid(known)
+		return false, n.admits(known, zone)
 	}
 	var a announcement
 	if err := wire.DecodeStrict(token, &a); err != nil || a.V != 1 {
@@ -93,7 +98,7 @@ func (n *Node) ApplyMember(token []byte) (bool, error) {
 	n.dirMu.Unlock()
 	switch {
 	case known != nil:
-		return false, n.stillValid(known)
+		return false, n.admits(known, zone)
 	case present:
 		return false, fmt.Errorf("%w: announcement being verified", pubsub.ErrStale)
 	}
@@ -105,7 +110,10 @@ func (n *Node) ApplyMember(token []byte) (bool, error) {
 			n.dirMu.Unlock()
 		}
 	}()
-	holder, err := did.Subject([]byte(a.Credential))
+	// Whether the member concerns this node at all is decided on the zones
+	// it claims, before paying for a verification; what is kept rests on
+	// the verified zones.
+	holder, claimed, err := did.PeekZones([]byte(a.Credential))
 	if err != nil {
 		return false, err
 	}
@@ -113,8 +121,14 @@ func (n *Node) ApplyMember(token []byte) (bool, error) {
 		ok = true
 		return false, fmt.Errorf("%w: our own announcement", pubsub.ErrStale)
 	}
+	if err := n.inScope(claimed, zone); err != nil {
+		return false, err
+	}
 	cred, err := n.verifier.VerifyHolder([]byte(a.Credential), holder, n.now())
 	if err != nil {
+		return false, err
+	}
+	if err := n.inScope(cred.Claims.Zones, zone); err != nil {
 		return false, err
 	}
 	kp, err := pubsub.ParseKeyPackage(a.KeyPackage, holder, n.now())
@@ -167,6 +181,29 @@ func (n *Node) stillValid(c *did.Credential) error {
 	return n.verifier.Revocations().Check(c)
 }
 
+// admits checks a held announcement again: its credential must still be
+// valid, and in scope for the topic it came on.
+func (n *Node) admits(c *did.Credential, zone string) error {
+	if err := n.stillValid(c); err != nil {
+		return err
+	}
+	return n.inScope(c.Claims.Zones, zone)
+}
+
+// inScope checks a member's zones: an announcement on a zone's member topic
+// must be of a member of that zone (else it is refused: whoever forwarded
+// it should not have), and the directory takes only members that share a
+// zone with this node (others are ignored).
+func (n *Node) inScope(zones []string, topicZone string) error {
+	if topicZone != "" && !(did.Claims{Zones: zones}).InZone(topicZone) {
+		return fmt.Errorf("member announcement on the member topic of zone %s for a member of %v", topicZone, zones)
+	}
+	if !did.SharesZone(zones, n.cred.Load().Claims.Zones) {
+		return fmt.Errorf("%w: member of %v shares no zone with this node", pubsub.ErrIgnored, zones)
+	}
+	return nil
+}
+
 // directoryMember returns a member known from its announcement, while its
 // credential is valid and not revoked.
 func (n *Node) directoryMember(p peer.ID) (dirEntry, bool) {
@@ -187,16 +224,26 @@ type handOn struct {
 	hash pubsub.MemberHash
 }
 
-// handOns lists the members this node can announce to a new peer: those in
-// its directory, its verified peers (from what they presented in the
-// handshake: an announcement authenticates itself, so anyone may assemble
-// and relay it), and itself.
-func (n *Node) handOns() []handOn {
+// handOns lists the members this node can announce to peer to (all it
+// holds for the empty ID): those in its directory, its verified peers (from
+// what they presented in the handshake: an announcement authenticates
+// itself, so anyone may assemble and relay it), and itself, each only if
+// it shares a zone with to.
+func (n *Node) handOns(to peer.ID) []handOn {
+	shares := func(*did.Credential) bool { return true }
+	if to != "" {
+		e, ok := n.registry.Get(to)
+		if !ok {
+			return nil
+		}
+		toZones := e.Credential.Claims.Zones
+		shares = func(c *did.Credential) bool { return did.SharesZone(c.Claims.Zones, toZones) }
+	}
 	n.dirMu.Lock()
 	out := make([]handOn, 0, len(n.directory)+n.registry.Len()+1)
 	held := make(map[peer.ID]bool, len(n.directory))
 	for p, e := range n.directory {
-		if n.stillValid(e.cred) != nil {
+		if p == to || !shares(e.cred) || n.stillValid(e.cred) != nil {
 			continue // a peer would ask for it and refuse it, at every sync
 		}
 		out = append(out, handOn{p, e.cred, e.kp, e.hash})
@@ -204,18 +251,19 @@ func (n *Node) handOns() []handOn {
 	}
 	n.dirMu.Unlock()
 	for _, p := range n.registry.List() {
-		if !held[p.ID] && p.KeyPackage != nil {
+		if !held[p.ID] && p.ID != to && p.KeyPackage != nil && shares(p.Credential) {
 			out = append(out, handOn{p.ID, p.Credential, p.KeyPackage, pubsub.HashMember(p.Credential.Raw, p.KeyPackage.Marshal())})
 		}
 	}
-	own := n.cred.Load()
-	out = append(out, handOn{id: n.host.ID(), cred: own, hash: pubsub.HashMember(own.Raw, n.mesh.KeyPackage())})
+	if own := n.cred.Load(); shares(own) {
+		out = append(out, handOn{id: n.host.ID(), cred: own, hash: pubsub.HashMember(own.Raw, n.mesh.KeyPackage())})
+	}
 	return out
 }
 
 // MemberHashes implements pubsub.ControlHandler.
-func (n *Node) MemberHashes() []pubsub.MemberHash {
-	hs := n.handOns()
+func (n *Node) MemberHashes(to peer.ID) []pubsub.MemberHash {
+	hs := n.handOns(to)
 	out := make([]pubsub.MemberHash, len(hs))
 	for i, h := range hs {
 		out[i] = h.hash
@@ -233,7 +281,7 @@ func (n *Node) MemberTokens(want []pubsub.MemberHash) [][]byte {
 		wanted[h] = true
 	}
 	var out [][]byte
-	for _, h := range n.handOns() {
+	for _, h := range n.handOns("") {
 		if !wanted[h.hash] {
 			continue
 		}
@@ -271,7 +319,7 @@ func (n *Node) announceLoop(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		if time.Now().Before(next) || n.registry.Len() == 0 || n.mesh.ControlPeers() == 0 {
+		if time.Now().Before(next) || n.registry.Len() == 0 || n.mesh.AnnouncePeers() == 0 {
 			continue
 		}
 		if err := n.Announce(ctx); err != nil {
@@ -287,7 +335,8 @@ func (n *Node) announceLoop(ctx context.Context) {
 	}
 }
 
-// Announce publishes this node's member announcement on the control topic.
+// Announce publishes this node's member announcement on the member topics
+// of its zones.
 func (n *Node) Announce(ctx context.Context) error {
 	tok, err := n.announcementToken()
 	if err != nil {

@@ -24,7 +24,7 @@ func TestApplyMemberVerifiesOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if changed, err := a.ApplyMember(tok); err != nil || !changed {
+	if changed, err := a.ApplyMember("", tok); err != nil || !changed {
 		t.Fatalf("first announcement: changed %v, %v", changed, err)
 	}
 	if _, ok := a.directoryMember(b.host.ID()); !ok {
@@ -39,7 +39,7 @@ func TestApplyMemberVerifiesOnce(t *testing.T) {
 	// A copy is authentic and held: nothing to apply, but no error either,
 	// so the control topic spreads it on.
 	for _, copyTok := range [][]byte{tok, relayed} {
-		if changed, err := a.ApplyMember(copyTok); changed || err != nil {
+		if changed, err := a.ApplyMember("", copyTok); changed || err != nil {
 			t.Fatalf("a copy of a held announcement: changed %v, %v; want false, nil", changed, err)
 		}
 	}
@@ -54,7 +54,7 @@ func TestApplyMemberVerifiesOnce(t *testing.T) {
 	forged.Credential = m.credFor(stranger, b.id, did.IssueOptions{Now: m.clock.now()})
 	bad, _ := json.Marshal(forged)
 	for range 2 {
-		if _, err := a.ApplyMember(bad); err == nil || errors.Is(err, pubsub.ErrStale) {
+		if _, err := a.ApplyMember("", bad); err == nil || errors.Is(err, pubsub.ErrStale) {
 			t.Fatalf("announcement with an untrusted issuer's credential: %v", err)
 		}
 	}
@@ -63,7 +63,7 @@ func TestApplyMemberVerifiesOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := a.ApplyMember(own); !errors.Is(err, pubsub.ErrStale) {
+	if _, err := a.ApplyMember("", own); !errors.Is(err, pubsub.ErrStale) {
 		t.Fatalf("own announcement: %v, want ErrStale", err)
 	}
 	if _, ok := a.directoryMember(a.host.ID()); ok {
@@ -84,7 +84,7 @@ func TestHeldAnnouncementRecheckedForRevocationAndExpiry(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if changed, err := a.ApplyMember(tok); err != nil || !changed {
+		if changed, err := a.ApplyMember("", tok); err != nil || !changed {
 			t.Fatalf("first announcement: changed %v, %v", changed, err)
 		}
 		toks[x] = tok
@@ -104,16 +104,16 @@ func TestHeldAnnouncementRecheckedForRevocationAndExpiry(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, tok := range [][]byte{toks[b], relayedTok} {
-		if _, err := a.ApplyMember(tok); err == nil || errors.Is(err, pubsub.ErrStale) {
+		if _, err := a.ApplyMember("", tok); err == nil || errors.Is(err, pubsub.ErrStale) {
 			t.Fatalf("held announcement of a revoked member: %v, want a refusal", err)
 		}
 	}
-	if _, err := a.ApplyMember(toks[c]); err != nil {
+	if _, err := a.ApplyMember("", toks[c]); err != nil {
 		t.Fatalf("c is not revoked: %v", err)
 	}
 
 	m.clock.advance(did.DefaultTTL + time.Hour)
-	if _, err := a.ApplyMember(toks[c]); err == nil || errors.Is(err, pubsub.ErrStale) {
+	if _, err := a.ApplyMember("", toks[c]); err == nil || errors.Is(err, pubsub.ErrStale) {
 		t.Fatalf("held announcement of an expired member: %v, want a refusal", err)
 	}
 }
@@ -130,10 +130,10 @@ func TestOlderAnnouncementDoesNotRollBackRenewal(t *testing.T) {
 	}
 	oldTok := announce(m.credZones(m.issuer, b.id, did.IssueOptions{Now: m.clock.now().Add(-time.Hour)}, "z1", "z2"))
 	newTok := announce(m.credZones(m.issuer, b.id, did.IssueOptions{Now: m.clock.now()}, "z1"))
-	if changed, err := a.ApplyMember(newTok); err != nil || !changed {
+	if changed, err := a.ApplyMember("", newTok); err != nil || !changed {
 		t.Fatalf("renewed announcement: changed %v, %v", changed, err)
 	}
-	if changed, err := a.ApplyMember(oldTok); err != nil || changed {
+	if changed, err := a.ApplyMember("", oldTok); err != nil || changed {
 		t.Fatalf("older announcement: changed %v, %v; want false, nil", changed, err)
 	}
 	e, ok := a.directoryMember(b.host.ID())
@@ -172,13 +172,13 @@ func TestSyncOffersOnlyValidMembers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := a.ApplyMember(tok); err != nil {
+	if _, err := a.ApplyMember("", tok); err != nil {
 		t.Fatal(err)
 	}
 	var ann announcement
 	_ = json.Unmarshal(tok, &ann)
 	h := pubsub.HashMember(ann.Credential, ann.KeyPackage)
-	if !slices.Contains(a.MemberHashes(), h) {
+	if !slices.Contains(a.MemberHashes(""), h) {
 		t.Fatal("b is not offered before its revocation")
 	}
 	list, err := did.SignRevocationList(m.issuer, &did.RevocationList{Version: 1, Subjects: []did.DID{b.DID()}}, m.clock.now())
@@ -188,7 +188,103 @@ func TestSyncOffersOnlyValidMembers(t *testing.T) {
 	if _, err := a.ApplyRevocations([]byte(list)); err != nil {
 		t.Fatal(err)
 	}
-	if slices.Contains(a.MemberHashes(), h) {
+	if slices.Contains(a.MemberHashes(""), h) {
 		t.Fatal("a revoked member is still offered to new peers")
+	}
+}
+
+// TestDirectoryKeepsToSharedZones: a node takes into its directory only
+// members that share a zone with it, without verifying the others; an
+// announcement on a zone's member topic must be of a member of that zone;
+// a wildcard member shares every zone.
+func TestDirectoryKeepsToSharedZones(t *testing.T) {
+	m := newMesh(t)
+	north, north2 := m.startIn([]string{"north"}), m.startIn([]string{"north"})
+	both := m.startIn([]string{"north", "south"})
+	south := m.startIn([]string{"south"})
+	wild := m.startIn([]string{did.AllZones})
+	tok := func(n *testNode) []byte {
+		t.Helper()
+		tok, err := n.announcementToken()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+	// A south member's announcement with a broken credential signature:
+	// ignored by a north node as out of scope, never verified.
+	var forged announcement
+	_ = json.Unmarshal(tok(south), &forged)
+	forged.Credential = forged.Credential[:len(forged.Credential)-4] + "AAAA"
+	forgedTok, _ := json.Marshal(forged)
+
+	for _, tc := range []struct {
+		name   string
+		at     *testNode
+		zone   string // the member topic it came on; "" for the control topic or a sync
+		tok    []byte
+		result string // "applied", "ignored" or "refused"
+	}{
+		{"zone-mate", north, "north", tok(both), "applied"},
+		{"zone-mate from a sync", north2, "", tok(both), "applied"},
+		{"member of another zone, from a sync", north, "", tok(south), "ignored"},
+		{"forged member of another zone", north, "", forgedTok, "ignored"},
+		{"forged zone-mate", both, "south", forgedTok, "refused"},
+		{"member of another zone on this zone's topic", north, "north", tok(south), "refused"},
+		{"wildcard member", north, "", tok(wild), "applied"},
+		{"any member, at a wildcard node", wild, "south", tok(south), "applied"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			changed, err := tc.at.ApplyMember(tc.zone, tc.tok)
+			got := "refused"
+			switch {
+			case err == nil && changed:
+				got = "applied"
+			case errors.Is(err, pubsub.ErrIgnored):
+				got = "ignored"
+			}
+			if got != tc.result {
+				t.Fatalf("%s (changed %v, err %v), want %s", got, changed, err, tc.result)
+			}
+		})
+	}
+	if _, ok := north.directoryMember(south.host.ID()); ok {
+		t.Fatal("the north node holds a south member")
+	}
+}
+
+// TestAnnouncementsStayInTheirZones: over the network, a member becomes
+// known to the members of its zones beyond its neighbours, and to nobody
+// else, whether by announcement or by sync.
+func TestAnnouncementsStayInTheirZones(t *testing.T) {
+	m := newMesh(t)
+	a := m.startIn([]string{"north"})
+	b := m.startIn([]string{"north", "south"})
+	c := m.startIn([]string{"south"})
+	d := m.startIn([]string{"north"})
+	verifiedMesh(t, a, b)
+	verifiedMesh(t, b, c)
+	verifiedMesh(t, b, d)
+	eventually(t, 10*time.Second, "d knows a through b", func() bool {
+		_, ok := d.directoryMember(a.host.ID())
+		return ok
+	})
+	// a's and d's second announcements (5 s after the first) have passed
+	// b too by now.
+	time.Sleep(6 * time.Second)
+	for _, tc := range []struct{ at, member *testNode }{{c, a}, {c, d}, {a, c}, {d, c}} {
+		if _, ok := tc.at.directoryMember(tc.member.host.ID()); ok {
+			t.Errorf("%s holds %s, a member of no zone of its own", tc.at.DID(), tc.member.DID())
+		}
+		if _, ok := tc.at.Member(tc.member.host.ID()); ok {
+			t.Errorf("%s knows %s as a member", tc.at.DID(), tc.member.DID())
+		}
+	}
+	// b's sync to c offers b itself, and none of the north members it holds.
+	if hs := b.MemberHashes(c.host.ID()); len(hs) != 1 {
+		t.Errorf("b offers c %d members, want 1 (itself)", len(hs))
+	}
+	if hs := b.MemberHashes(d.host.ID()); len(hs) != 2 {
+		t.Errorf("b offers d %d members, want 2 (itself and a)", len(hs))
 	}
 }

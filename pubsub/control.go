@@ -66,11 +66,6 @@ func (m *Mesh) ControlPeers() int {
 	return len(m.ps.ListPeers(ControlTopic(m.cfg.Mesh).String()))
 }
 
-// PublishMember publishes this node's member announcement.
-func (m *Mesh) PublishMember(ctx context.Context, token []byte) error {
-	return m.publishControl(ctx, controlMember, token)
-}
-
 // PublishEvidence publishes this node's signed attestation evidence on the
 // control topic. Every node verifies it against the reference values it
 // has in force.

@@ -69,7 +69,7 @@ func (c *testControl) ApplyReference([]byte) (bool, error) {
 func (c *testControl) ApplyEvidence(peer.ID, []byte) (bool, error) {
 	return false, errors.New("not in this harness")
 }
-func (c *testControl) ApplyMember(tok []byte) (bool, error) {
+func (c *testControl) ApplyMember(_ string, tok []byte) (bool, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.applied = append(c.applied, tok)
@@ -99,7 +99,7 @@ func (c *testControl) ApplyQuarantine(tok []byte) (bool, error) {
 	return true, nil
 }
 func (c *testControl) ControlState() ControlState { return ControlState{} }
-func (c *testControl) MemberHashes() []MemberHash {
+func (c *testControl) MemberHashes(peer.ID) []MemberHash {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	var out []MemberHash

@@ -54,7 +54,10 @@ type ControlHandler interface {
 	// ApplyMember applies a member announcement: a credential and a key
 	// package, both self-authenticating, so that members this node is not
 	// connected to can be verified as message origins and key requesters.
-	ApplyMember(token []byte) (changed bool, err error)
+	// zone is the zone whose member topic carried it, "" for the control
+	// topic or a sync. A member that shares no zone with the node is
+	// refused with an error wrapping ErrIgnored.
+	ApplyMember(zone string, token []byte) (changed bool, err error)
 	// ApplyQuarantine judges a signed quarantine announcement: the
 	// accused's own evidence, which the node checks against its own
 	// reference values. An announcement that does not justify a quarantine
@@ -63,9 +66,10 @@ type ControlHandler interface {
 	// ControlState returns the issuer-signed content in force, to hand to
 	// late joiners.
 	ControlState() ControlState
-	// MemberHashes lists the member announcements this node can hand on:
-	// its directory, its verified peers and itself.
-	MemberHashes() []MemberHash
+	// MemberHashes lists the member announcements this node can hand on to
+	// peer to (those of members sharing a zone with it), or, for the empty
+	// ID, all it holds: its directory, its verified peers and itself.
+	MemberHashes(to peer.ID) []MemberHash
 	// MemberTokens returns the announcements with these hashes that this
 	// node can hand on.
 	MemberTokens(want []MemberHash) [][]byte
@@ -148,6 +152,11 @@ type Mesh struct {
 	recv    map[recvKeyID]*recvState // keys of other senders
 	fetches map[recvKeyID]*fetchCall // key pulls in flight
 	control *ps.Subscription
+
+	// memberTopics holds the joined member topic of each of the node's
+	// zones (members.go).
+	memberMu     sync.Mutex
+	memberTopics map[string]*ps.Topic
 
 	stats    Stats
 	limits   limiter
@@ -292,6 +301,10 @@ func New(ctx context.Context, h host.Host, cfg Config) (*Mesh, error) {
 	}
 	m.goLoop(m.drainControl)
 	m.goLoop(m.rotateLoop)
+	if err := m.joinMembers(); err != nil {
+		m.Close()
+		return nil, err
+	}
 	return m, nil
 }
 
@@ -352,8 +365,11 @@ func (m *Mesh) join(t Topic) (*ps.Topic, error) {
 		return j.t, nil
 	}
 	val := m.validateZone
-	if t.IsControl() {
+	switch {
+	case t.IsControl():
 		val = m.validateControl
+	case t.IsMembers():
+		val = m.validateMembers
 	}
 	if err := m.ps.RegisterTopicValidator(name, val, ps.WithValidatorTimeout(m.cfg.KeyFetchTimeout+time.Second)); err != nil {
 		return nil, fmt.Errorf("validator for %s: %w", name, err)
@@ -400,8 +416,13 @@ func (m *Mesh) filter(p peer.ID, name string) bool {
 	if !ok || mem.Quarantined {
 		return false
 	}
-	if t.IsControl() {
+	switch {
+	case t.IsControl():
 		return true
+	case t.IsMembers():
+		// Announcements are public; the topic only keeps them among the
+		// zone's members.
+		return mem.Credential.Claims.InZone(t.Zone)
 	}
 	return m.decide(policy.ActionSubscribe, t, memberSubject(mem)).Allow
 }
@@ -476,6 +497,7 @@ func (m *Mesh) Publish(ctx context.Context, zone, channel string, data []byte) (
 	if err != nil {
 		return nil, err
 	}
+	m.readMembers(t.Zone)
 	k, err := m.ownKey(t.String())
 	if err != nil {
 		return nil, err
@@ -527,6 +549,7 @@ func (m *Mesh) Subscribe(zone, channel string) (*Subscription, error) {
 	if err != nil {
 		return nil, err
 	}
+	m.readMembers(t.Zone)
 	sub, err := pt.Subscribe()
 	if err != nil {
 		return nil, err

@@ -24,7 +24,14 @@ func TestTopicNames(t *testing.T) {
 	if c := ControlTopic("fleet"); c.String() != "ztmesh/fleet/control" || !c.IsControl() {
 		t.Fatal(c)
 	}
-	for _, s := range []string{"ztmesh/fleet/zone/north/maps", "ztmesh/fleet/control"} {
+	mt, err := MembersTopic("fleet", "north")
+	if err != nil || mt.String() != "ztmesh/fleet/zone/north/_members" || !mt.IsMembers() || mt.IsControl() || z.IsMembers() {
+		t.Fatalf("%v %v", mt, err)
+	}
+	if _, err := ZoneTopic("fleet", "north", MembersChannel); err == nil {
+		t.Fatal("a zone channel took the member topic's name")
+	}
+	for _, s := range []string{"ztmesh/fleet/zone/north/maps", "ztmesh/fleet/control", "ztmesh/fleet/zone/north/_members"} {
 		p, err := ParseTopic(s)
 		if err != nil || p.String() != s {
 			t.Fatalf("ParseTopic(%q) = %v, %v", s, p, err)
@@ -33,7 +40,8 @@ func TestTopicNames(t *testing.T) {
 	for _, bad := range []string{
 		"", "ztmesh/", "ztmesh/fleet/zone/north", "ztmesh/fleet/zone//maps", "ztmesh/fleet/zone/North/maps",
 		"ztmesh/fleet/zone/north/maps/extra", "other/fleet/zone/a/b", "ztmesh/fleet/zone/a/" + strings.Repeat("x", 65),
-		"ztmesh/fleet/zone/a b/c", "ztmesh/fleet/zone/_control/control",
+		"ztmesh/fleet/zone/a b/c", "ztmesh/fleet/zone/_control/control", "ztmesh/fleet/zone/_x/_members",
+		"ztmesh/fleet/zone/north/_other",
 	} {
 		if _, err := ParseTopic(bad); err == nil {
 			t.Errorf("ParseTopic(%q) accepted", bad)

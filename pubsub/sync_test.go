@@ -143,10 +143,10 @@ func TestSyncHandsOverOnlyMissingMembers(t *testing.T) {
 		toks = append(toks, []byte(fmt.Sprintf("announcement-%04d", i)))
 	}
 	for _, tok := range toks {
-		a.control.ApplyMember(tok)
+		a.control.ApplyMember("", tok)
 	}
 	for _, tok := range toks[:10] { // b holds the first ten already
-		b.control.ApplyMember(tok)
+		b.control.ApplyMember("", tok)
 	}
 	b.control.mu.Lock()
 	b.control.applied = nil
@@ -156,7 +156,7 @@ func TestSyncHandsOverOnlyMissingMembers(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventuallyT(t, 5*time.Second, "b holds every member", func() bool {
-		return len(b.control.MemberHashes()) == total
+		return len(b.control.MemberHashes("")) == total
 	})
 	b.control.mu.Lock()
 	defer b.control.mu.Unlock()

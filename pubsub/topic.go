@@ -7,13 +7,17 @@ import (
 )
 
 // Topic names. A zone topic is ztmesh/<mesh>/zone/<zone>/<channel>; each
-// mesh has one control topic, ztmesh/<mesh>/control.
+// mesh has one control topic, ztmesh/<mesh>/control; each zone has a member
+// topic, ztmesh/<mesh>/zone/<zone>/_members, for the announcements of its
+// members (a channel name cannot start with '_', so no channel takes it).
 const (
 	topicPrefix = "ztmesh/"
 	// ControlZone and ControlChannel are the Zone and Channel of the control
 	// topic in policy inputs.
 	ControlZone    = "_control"
 	ControlChannel = "control"
+	// MembersChannel is the Channel of a zone's member topic.
+	MembersChannel = "_members"
 	maxSegment     = 64
 )
 
@@ -47,6 +51,20 @@ func ControlTopic(mesh string) Topic {
 	return t
 }
 
+// MembersTopic returns the member topic of a zone.
+func MembersTopic(mesh, zone string) (Topic, error) {
+	t, err := ZoneTopic(mesh, zone, "members")
+	if err != nil {
+		return Topic{}, err
+	}
+	t.Channel = MembersChannel
+	t.name = t.build()
+	return t, nil
+}
+
+// IsMembers reports whether t is a zone's member topic.
+func (t Topic) IsMembers() bool { return t.Channel == MembersChannel }
+
 // IsControl reports whether t is a control topic.
 func (t Topic) IsControl() bool { return t.Zone == ControlZone }
 
@@ -75,6 +93,8 @@ func ParseTopic(s string) (Topic, error) {
 	switch {
 	case len(parts) == 2 && parts[1] == "control" && validSegment(parts[0]):
 		return ControlTopic(parts[0]), nil
+	case len(parts) == 4 && parts[1] == "zone" && parts[3] == MembersChannel:
+		return MembersTopic(parts[0], parts[2])
 	case len(parts) == 4 && parts[1] == "zone":
 		return ZoneTopic(parts[0], parts[2], parts[3])
 	}
