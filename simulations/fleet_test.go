@@ -2,6 +2,7 @@ package simulations
 
 import (
 	"context"
+	"math"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -125,4 +126,37 @@ func TestFleetProbe(t *testing.T) {
 	}
 	b, _ := os.ReadFile(filepath.Join(dir, "report.md"))
 	t.Log("\n" + string(b))
+}
+
+// TestFleetLoadCap: under max_offered, a size whose rate would offer more
+// publishes at the rate that offers the cap, and only the nodes whose first
+// map falls inside the run publish; below the cap nothing changes.
+func TestFleetLoadCap(t *testing.T) {
+	sc := &Scenario{Name: "cap", Kind: "fleet", Zones: 10, Degree: 2, Rate: 0.02, MaxOffered: 400,
+		MessageSize: 1000, Duration: Duration(50 * time.Second), Seed: 3}
+	small, err := newFleetLoad(sc, 100, false) // 100 × 0.02 × 9 = 18/s
+	if err != nil {
+		t.Fatal(err)
+	}
+	if small.scaled() || small.rate != sc.Rate || len(small.publishers) != 100 {
+		t.Fatalf("below the cap: rate %g, %d publishers", small.rate, len(small.publishers))
+	}
+	big, err := newFleetLoad(sc, 2000, false) // 2,000 × 0.02 × 199 = 7,960/s
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !big.scaled() || math.Abs(big.offered()-sc.MaxOffered) > 1e-6 {
+		t.Fatalf("above the cap: rate %g offers %g", big.rate, big.offered())
+	}
+	// Each node publishes its first map at a uniform offset in a period of
+	// 1/rate: about runFor × rate × N of them fall inside the run.
+	want := 50 * big.rate * 2000
+	if got := float64(len(big.publishers)); got < want/2 || got > want*2 {
+		t.Fatalf("%v publishers, expected about %.0f", got, want)
+	}
+	for _, i := range big.publishers {
+		if big.jitter[i] >= big.runFor {
+			t.Fatalf("node %d publishes first at %s, after the run", i, big.jitter[i])
+		}
+	}
 }

@@ -50,6 +50,11 @@ type Scenario struct {
 	// many messages each node publishes per second in its zone.
 	MessageSize int     `yaml:"message_size"`
 	Rate        float64 `yaml:"rate"`
+	// MaxOffered caps a fleet size's offered load, in deliveries a second
+	// (publications × zone peers): at a size where Rate would offer more,
+	// every node publishes at the lower rate that offers MaxOffered, and
+	// the report says so. 0: no cap.
+	MaxOffered float64 `yaml:"max_offered"`
 	// Duration is how long load runs per size (QuickDuration with --quick).
 	Duration      Duration `yaml:"duration"`
 	QuickDuration Duration `yaml:"quick_duration"`
@@ -143,8 +148,8 @@ func (sc *Scenario) check() error {
 			errs = append(errs, fmt.Errorf("nodes: %d is outside 2..20000", n))
 		}
 	}
-	if sc.Zones < 0 || sc.Degree < 0 || sc.Cross < 0 || sc.MessageSize < 0 || sc.Rate < 0 || sc.Attackers < 0 {
-		errs = append(errs, errors.New("zones, degree, cross, message_size, rate and attackers must not be negative"))
+	if sc.Zones < 0 || sc.Degree < 0 || sc.Cross < 0 || sc.MessageSize < 0 || sc.Rate < 0 || sc.Attackers < 0 || !(sc.MaxOffered >= 0) {
+		errs = append(errs, errors.New("zones, degree, cross, message_size, rate, max_offered and attackers must not be negative"))
 	}
 	if sc.MessageSize > 1<<20 {
 		errs = append(errs, fmt.Errorf("message_size %d: at most 1 MiB (GossipSub's limit)", sc.MessageSize))
