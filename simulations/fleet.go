@@ -211,11 +211,28 @@ func (l *fleetLoad) run(ctx context.Context, env *Env, name string, net fleetNet
 	)
 	subCtx, stopSubs := context.WithCancel(ctx)
 	defer func() { stopSubs(); wg.Wait() }()
-	for i := range n {
+	// Subscribing waits on each node's GossipSub event loop, busy while a
+	// large mesh settles: a few at a time.
+	nexts := make([]func(context.Context) ([]byte, error), n)
+	cancels := make([]func(), n)
+	err := parallel(n, 16, func(i int) error {
 		next, cancel, err := net.subscribe(i)
 		if err != nil {
 			return fmt.Errorf("%s: subscribe node %d: %w", name, i, err)
 		}
+		nexts[i], cancels[i] = next, cancel
+		return nil
+	})
+	if err != nil {
+		for _, cancel := range cancels {
+			if cancel != nil {
+				cancel()
+			}
+		}
+		return err
+	}
+	for i := range n {
+		next, cancel := nexts[i], cancels[i]
 		zi := l.zoneOf[i]
 		wg.Go(func() {
 			defer cancel()
