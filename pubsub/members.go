@@ -51,7 +51,14 @@ func (m *Mesh) joinMembers() error {
 // since the start, unless its credential lists every zone: a wildcard
 // member learns a zone's members from then on (and the members held by its
 // peers in that zone, from their syncs).
+//
+// A node whose credential does not list the zone (a policy may let it
+// publish there) stays off the member topic: the zone's members would not
+// admit it, and would disconnect a peer subscribed where it may not be.
 func (m *Mesh) readMembers(zone string) {
+	if !m.cfg.Credential().Claims.InZone(zone) {
+		return
+	}
 	if _, err := m.memberTopic(zone); err != nil {
 		m.log.Warn("member topic not joined", "event_type", "join_failed", "zone", zone, "reason", err.Error())
 	}

@@ -231,3 +231,34 @@ func FuzzSyncMessages(f *testing.F) {
 		}
 	})
 }
+
+// TestMemberTopicsOnlyOfOwnZones: a node reads the member topics of its
+// credential's zones, and not of a zone a permissive policy lets it publish
+// in (that zone's members would refuse it there, and drop it as a peer
+// subscribed where it may not be).
+func TestMemberTopicsOnlyOfOwnZones(t *testing.T) {
+	n := newNet(t, 0)
+	n.config = func(c *Config) {
+		pol, err := policy.New()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := pol.LoadModules(map[string]string{"p.rego": "package ztmesh.authz\n\ndefault allow := true\n"}, 2, "test"); err != nil {
+			t.Fatal(err)
+		}
+		c.Policy = pol
+	}
+	a := n.add([]string{"north"}, 0)
+	if _, err := a.mesh.Subscribe("south", "maps"); err != nil {
+		t.Fatal(err)
+	}
+	joined := map[string]bool{}
+	for _, name := range a.mesh.ps.GetTopics() {
+		joined[name] = true
+	}
+	north, _ := MembersTopic("fleet", "north")
+	south, _ := MembersTopic("fleet", "south")
+	if !joined[north.String()] || joined[south.String()] {
+		t.Fatalf("subscribed topics %v: want %s and not %s", a.mesh.ps.GetTopics(), north, south)
+	}
+}
