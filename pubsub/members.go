@@ -55,8 +55,13 @@ func (m *Mesh) joinMembers() error {
 // A node whose credential does not list the zone (a policy may let it
 // publish there) stays off the member topic: the zone's members would not
 // admit it, and would disconnect a peer subscribed where it may not be.
+// Only a wildcard member is in every zone.
+//
+// It runs on every Publish, so it returns at once for the usual node, whose
+// credential lists its zones: their member topics are joined already (at
+// start, and by PublishMember after a renewal).
 func (m *Mesh) readMembers(zone string) {
-	if !m.cfg.Credential().Claims.InZone(zone) {
+	if !slices.Contains(m.cfg.Credential().Claims.Zones, did.AllZones) {
 		return
 	}
 	if _, err := m.memberTopic(zone); err != nil {
