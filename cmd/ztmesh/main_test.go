@@ -31,14 +31,20 @@ func TestScripts(t *testing.T) {
 				}
 				ts.Setenv(args[0], strings.TrimSpace(ts.ReadFile(args[1])))
 			},
-			// flipsig IN OUT writes IN with one bit of its JWS signature flipped.
+			// flipsig IN OUT writes IN with one letter of its JWS signature
+			// changed to another valid base64url letter (a flipped bit may
+			// make it invalid base64: 'A'^1 is '@').
 			"flipsig": func(ts *testscript.TestScript, neg bool, args []string) {
 				if len(args) != 2 {
 					ts.Fatalf("usage: flipsig IN OUT")
 				}
 				tok := []byte(strings.TrimSpace(ts.ReadFile(args[0])))
 				i := bytes.LastIndexByte(tok, '.') + 3
-				tok[i] ^= 1
+				if tok[i] == 'A' {
+					tok[i] = 'B'
+				} else {
+					tok[i] = 'A'
+				}
 				ts.Check(os.WriteFile(ts.MkAbs(args[1]), tok, 0o644))
 			},
 			// tamperbundle IN OUT writes the policy bundle IN with its version
