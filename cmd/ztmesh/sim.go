@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"net/http"
+	_ "net/http/pprof" // for --pprof
 	"os"
 	"os/exec"
 	"os/signal"
@@ -35,6 +38,7 @@ func simRun(args []string, stdout, stderr io.Writer) error {
 	logFile := fs.String("log", "", "write every node's JSON logs to this file (large)")
 	commit := fs.String("commit", "", "commit recorded in the report (default: git rev-parse HEAD, if in a repository)")
 	timeout := fs.Duration("timeout", 60*time.Minute, "stop everything after this long")
+	pprofAddr := fs.String("pprof", "", "serve Go's profiles (net/http/pprof) on this address while running, e.g. 127.0.0.1:6060")
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
@@ -60,6 +64,15 @@ func simRun(args []string, stdout, stderr io.Writer) error {
 	}
 	if limit, ok := simMemoryLimit(); ok {
 		fmt.Fprintf(stderr, "heap limit %.1f GiB (two thirds of this machine's memory; set GOMEMLIMIT to change it)\n", float64(limit)/(1<<30))
+	}
+	if *pprofAddr != "" {
+		ln, err := net.Listen("tcp", *pprofAddr)
+		if err != nil {
+			return fmt.Errorf("--pprof: %w", err)
+		}
+		defer ln.Close()
+		go http.Serve(ln, nil) // net/http/pprof registers on the default mux
+		fmt.Fprintf(stderr, "profiles at http://%s/debug/pprof/\n", ln.Addr())
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
