@@ -205,6 +205,9 @@ func (m *Mesh) storeRecv(rk recvKeyID, k *senderKey) *recvState {
 func (m *Mesh) fetchKey(ctx context.Context, origin peer.ID, id KeyID, topic string) (*senderKey, error) {
 	ctx, cancel := context.WithTimeout(ctx, m.cfg.KeyFetchTimeout)
 	defer cancel()
+	if m.cfg.KeyConnGrace > 0 && m.h.Network().Connectedness(origin) != network.Connected {
+		defer m.closeKeyConnLater(origin) // opened for this fetch only
+	}
 	s, err := m.h.NewStream(ctx, origin, KeyProtocol)
 	if err != nil {
 		return nil, fmt.Errorf("key request to %s: %w", origin, err)

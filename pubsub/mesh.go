@@ -115,6 +115,10 @@ type Config struct {
 	SeenTTL time.Duration
 	// KeyFetchTimeout bounds pulling a sender key, dialing the origin if need be (default 5s).
 	KeyFetchTimeout time.Duration
+	// KeyConnGrace is how long a connection opened only to fetch a sender
+	// key stays before it is closed, if GossipSub has not grafted the peer
+	// by then (default 5s; negative keeps such connections open).
+	KeyConnGrace time.Duration
 	// OnReject, if set, is told about every zone message rejected, with the
 	// peer that forwarded it (for the node's trust scores).
 	OnReject func(forwarder peer.ID, reason string)
@@ -162,6 +166,9 @@ type Mesh struct {
 	limits   limiter
 	localPub sync.Map // seq -> *Delivery of our publication being validated
 	scores   atomic.Pointer[map[peer.ID]float64]
+
+	tracer         *meshTracer  // which peers are in our topic meshes
+	keyConnsClosed atomic.Int64 // connections opened for a key fetch and closed again
 	ctx      context.Context
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup
@@ -247,6 +254,9 @@ func New(ctx context.Context, h host.Host, cfg Config) (*Mesh, error) {
 	if cfg.KeyFetchTimeout == 0 {
 		cfg.KeyFetchTimeout = 5 * time.Second
 	}
+	if cfg.KeyConnGrace == 0 {
+		cfg.KeyConnGrace = 5 * time.Second
+	}
 	cfg.RateLimit = cfg.RateLimit.WithDefaults()
 	km, err := newKeyMaterial(cfg.Identity, cfg.Suite, cfg.Now())
 	if err != nil {
@@ -256,6 +266,7 @@ func New(ctx context.Context, h host.Host, cfg Config) (*Mesh, error) {
 		cfg: cfg, h: h, log: cfg.Logger, self: h.ID(), km: km,
 		joined: map[string]*joinedTopic{}, own: map[string]*senderKey{}, retired: map[KeyID]retiredKey{},
 		recv: map[recvKeyID]*recvState{}, fetches: map[recvKeyID]*fetchCall{},
+		tracer: newMeshTracer(),
 	}
 	m.ctx, m.cancel = context.WithCancel(ctx)
 
@@ -270,6 +281,7 @@ func New(ctx context.Context, h host.Host, cfg Config) (*Mesh, error) {
 		ps.WithFloodPublish(false),
 		ps.WithGossipSubProtocols([]protocol.ID{ps.GossipSubID_v13, ps.GossipSubID_v12, ps.GossipSubID_v11}, ps.GossipSubDefaultFeatures),
 		ps.WithSubscriptionFilter(subFilter),
+		ps.WithRawTracer(m.tracer),
 		ps.WithMaxMessageSize(MaxMessageSize + 4<<10),
 		ps.WithPeerScore(peerScoreParams(m.appScore)),
 		ps.WithPeerScoreInspect(ps.ExtendedPeerScoreInspectFn(func(scores map[peer.ID]*ps.PeerScoreSnapshot) {
