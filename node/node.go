@@ -67,6 +67,10 @@ type Options struct {
 	// as the host's identity and should install gater, which refuses
 	// revoked peers before any handshake (mocknet cannot take one).
 	NewHost func(key crypto.PrivKey, gater coreconnmgr.ConnectionGater) (host.Host, error)
+	// PolicyCompiles, if set, shares compiled policies with the other nodes
+	// of this process that use it (simulations of thousands of nodes; see
+	// policy.Compiles).
+	PolicyCompiles *policy.Compiles
 }
 
 // Node is a running ztmesh peer.
@@ -173,7 +177,7 @@ func New(cfg Config, opts Options) (*Node, error) {
 	if n.verifier, err = did.NewVerifier(s.issuers); err != nil {
 		return nil, err
 	}
-	if n.policy, err = policy.New(policy.WithLogger(n.log), policy.WithNow(n.now)); err != nil {
+	if n.policy, err = policy.New(policy.WithLogger(n.log), policy.WithNow(n.now), policy.WithCompiles(opts.PolicyCompiles)); err != nil {
 		return nil, err
 	}
 	if cfg.Policy != "" {

@@ -53,6 +53,7 @@ type Engine struct {
 	cacheSize int
 	cacheTTL  time.Duration
 	now       func() time.Time
+	shared    *Compiles // nil: compile every policy here
 
 	cur atomic.Pointer[compiled]
 
@@ -324,9 +325,32 @@ const query = `allow := [x | x := data.ztmesh.authz.allow]; reasons := [r | allo
 var allowRef = ast.MustParseRef("data.ztmesh.authz.allow")
 
 func (e *Engine) compile(modules map[string]string, version uint64, source string) (*compiled, error) {
-	c, err := compileModules(modules)
+	if e.shared != nil {
+		s, err := e.shared.get(modules, func() (rego.PreparedEvalQuery, error) { return prepare(modules) })
+		if err != nil {
+			return nil, err
+		}
+		// The modules are only read (Modules clones them).
+		return &compiled{query: s.query, version: version, source: source, modules: s.modules, cache: newCache(e.cacheSize, e.cacheTTL)}, nil
+	}
+	pq, err := prepare(modules)
 	if err != nil {
 		return nil, err
+	}
+	return &compiled{
+		query:   pq,
+		version: version,
+		source:  source,
+		modules: maps.Clone(modules),
+		cache:   newCache(e.cacheSize, e.cacheTTL),
+	}, nil
+}
+
+// prepare compiles modules and prepares the decision query on them.
+func prepare(modules map[string]string) (rego.PreparedEvalQuery, error) {
+	c, err := compileModules(modules)
+	if err != nil {
+		return rego.PreparedEvalQuery{}, err
 	}
 	pq, err := rego.New(
 		rego.Compiler(c),
@@ -336,15 +360,9 @@ func (e *Engine) compile(modules map[string]string, version uint64, source strin
 		rego.StrictBuiltinErrors(true),
 	).PrepareForEval(context.Background())
 	if err != nil {
-		return nil, fmt.Errorf("%w: prepare query: %v", ErrCompile, err)
+		return rego.PreparedEvalQuery{}, fmt.Errorf("%w: prepare query: %v", ErrCompile, err)
 	}
-	return &compiled{
-		query:   pq,
-		version: version,
-		source:  source,
-		modules: maps.Clone(modules),
-		cache:   newCache(e.cacheSize, e.cacheTTL),
-	}, nil
+	return pq, nil
 }
 
 // reasonNone is the reason of a denial when the policy gives none.

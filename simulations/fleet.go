@@ -18,6 +18,8 @@ import (
 	ps "github.com/libp2p/go-libp2p-pubsub"
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/ztmesh/ztmesh/node"
+	"github.com/ztmesh/ztmesh/policy"
 	"github.com/ztmesh/ztmesh/pubsub"
 )
 
@@ -564,7 +566,11 @@ func runFleetZtmesh(ctx context.Context, env *Env, l *fleetLoad) (*fleetResult, 
 	sctx, cancel := context.WithTimeout(ctx, fleetSetupTimeout)
 	defer cancel()
 	t0 := time.Now()
-	c, err := NewCluster(sctx, ClusterConfig{Nodes: l.specs, Link: l.sc.Link.Link(), Logger: env.Logger, Progress: env.Printf})
+	// The fleet pushes no policy: its nodes share one compile of the
+	// default policy (250 KB of heap a node otherwise).
+	compiles := policy.NewCompiles()
+	c, err := NewCluster(sctx, ClusterConfig{Nodes: l.specs, Link: l.sc.Link.Link(), Logger: env.Logger, Progress: env.Printf,
+		Configure: func(_ int, _ *node.Config, o *node.Options) { o.PolicyCompiles = compiles }})
 	if err != nil {
 		return nil, fmt.Errorf("ztmesh: %w", err)
 	}
