@@ -169,9 +169,10 @@ type Mesh struct {
 
 	tracer         *meshTracer  // which peers are in our topic meshes
 	keyConnsClosed atomic.Int64 // connections opened for a key fetch and closed again
-	ctx      context.Context
-	cancel   context.CancelFunc
-	wg       sync.WaitGroup
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
 	// loopMu orders goLoop against Close: relays start goroutines from
 	// validators and stream handlers, which may still run while closing.
 	loopMu sync.Mutex
