@@ -27,7 +27,11 @@ func TestScenarioChecks(t *testing.T) {
 	if len(files) < 5 {
 		t.Fatalf("standard scenarios: %v", files)
 	}
-	for _, f := range files {
+	large, _ := filepath.Glob("large/*.yaml")
+	if len(large) == 0 {
+		t.Fatal("no scenarios in large/")
+	}
+	for _, f := range append(files, large...) {
 		sc, err := LoadScenario(f)
 		if err != nil {
 			t.Errorf("%s: %v", f, err)
