@@ -19,6 +19,7 @@ import (
 var pairs = map[string]string{
 	"did/IssueCredential":             "did/Ed25519SignBaseline",
 	"did/VerifyCredential":            "did/Ed25519VerifyBaseline",
+	"did/VerifyCredentialAgain":       "did/Ed25519VerifyBaseline",
 	"policy/DecideCached":             "policy/OPAEvalBaseline",
 	"policy/DecideUncached":           "policy/OPAEvalBaseline",
 	"policy/DecideUncachedDenied":     "policy/OPAEvalBaseline",
