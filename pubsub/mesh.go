@@ -285,12 +285,12 @@ func New(ctx context.Context, h host.Host, cfg Config) (*Mesh, error) {
 		ps.WithRawTracer(m.tracer),
 		ps.WithMaxMessageSize(MaxMessageSize + 4<<10),
 		ps.WithPeerScore(peerScoreParams(m.appScore)),
-		ps.WithPeerScoreInspect(ps.ExtendedPeerScoreInspectFn(func(scores map[peer.ID]*ps.PeerScoreSnapshot) {
-			flat := make(map[peer.ID]float64, len(scores))
-			for p, s := range scores {
-				flat[p] = s.Score
-			}
-			m.scores.Store(&flat)
+		// The plain inspection: the extended one builds a snapshot of
+		// every topic of every peer each second and asks appScore twice
+		// per peer, 3% of a loaded 1,000-node fleet's CPU for a score
+		// alone. Each call hands over a new map.
+		ps.WithPeerScoreInspect(ps.PeerScoreInspectFn(func(scores map[peer.ID]float64) {
+			m.scores.Store(&scores)
 		}), time.Second),
 	}
 	if cfg.SeenTTL > 0 {
