@@ -325,25 +325,19 @@ const query = `allow := [x | x := data.ztmesh.authz.allow]; reasons := [r | allo
 var allowRef = ast.MustParseRef("data.ztmesh.authz.allow")
 
 func (e *Engine) compile(modules map[string]string, version uint64, source string) (*compiled, error) {
+	var s *sharedCompile
+	var err error
 	if e.shared != nil {
-		s, err := e.shared.get(modules, func() (rego.PreparedEvalQuery, error) { return prepare(modules) })
-		if err != nil {
-			return nil, err
-		}
-		// The modules are only read (Modules clones them).
-		return &compiled{query: s.query, version: version, source: source, modules: s.modules, cache: newCache(e.cacheSize, e.cacheTTL)}, nil
+		// The shared modules are only read (Modules clones them).
+		s, err = e.shared.get(modules, func() (rego.PreparedEvalQuery, error) { return prepare(modules) })
+	} else {
+		s = &sharedCompile{modules: maps.Clone(modules)}
+		s.query, err = prepare(modules)
 	}
-	pq, err := prepare(modules)
 	if err != nil {
 		return nil, err
 	}
-	return &compiled{
-		query:   pq,
-		version: version,
-		source:  source,
-		modules: maps.Clone(modules),
-		cache:   newCache(e.cacheSize, e.cacheTTL),
-	}, nil
+	return &compiled{query: s.query, version: version, source: source, modules: s.modules, cache: newCache(e.cacheSize, e.cacheTTL)}, nil
 }
 
 // prepare compiles modules and prepares the decision query on them.
