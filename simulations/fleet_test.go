@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"slices"
 	"testing"
 	"time"
 )
@@ -157,6 +158,36 @@ func TestFleetLoadCap(t *testing.T) {
 	for _, i := range big.publishers {
 		if big.jitter[i] >= big.runFor {
 			t.Fatalf("node %d publishes first at %s, after the run", i, big.jitter[i])
+		}
+	}
+}
+
+// TestFleetWarmupBatches: the warm-up batches cover every publisher once,
+// in order, and each but the last asks for at least fleetWarmupBatch
+// deliveries and at most one publisher's worth more.
+func TestFleetWarmupBatches(t *testing.T) {
+	sc := &Scenario{Name: "batches", Kind: "fleet", Zones: 10, Degree: 2, Rate: 0.02, MaxOffered: 400,
+		MessageSize: 1000, Duration: Duration(50 * time.Second), Seed: 3}
+	for _, n := range []int{20, 100, 1000} {
+		l, err := newFleetLoad(sc, n, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		batches := l.warmupBatches()
+		var all []int
+		for b, batch := range batches {
+			want := 0
+			for _, i := range batch {
+				want += l.members[l.zoneOf[i]] - 1
+			}
+			last := batch[len(batch)-1]
+			if b < len(batches)-1 && (want < fleetWarmupBatch || want-(l.members[l.zoneOf[last]]-1) >= fleetWarmupBatch) {
+				t.Fatalf("%d nodes: batch %d asks for %d deliveries", n, b, want)
+			}
+			all = append(all, batch...)
+		}
+		if !slices.Equal(all, l.publishers) {
+			t.Fatalf("%d nodes: batches %v do not cover the publishers %v once, in order", n, batches, l.publishers)
 		}
 	}
 }
