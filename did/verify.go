@@ -27,8 +27,9 @@ type Verifier struct {
 // connections. Both are functions of the token and the pinned issuers,
 // which do not change; what depends on the time or the caller (validity
 // window, revocation, holder) is checked on every call. Only tokens that
-// passed are kept, so junk costs a full check every time and cannot
-// displace anything but other entries.
+// passed are kept, so junk costs a full check every time and never takes
+// a place. Callers get a copy that shares its slices (zones,
+// capabilities) with the cached entry: a verified credential is read-only.
 type authenticCache struct {
 	mu sync.Mutex
 	m  map[[sha256.Size]byte]*Credential
