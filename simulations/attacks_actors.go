@@ -467,10 +467,10 @@ func (ev *atkEvents) about(l *lab, who map[string]bool, since time.Time) map[str
 }
 
 // summarize writes counts as "a ×3, b ×1", most frequent first.
-func summarize(counts map[string]int) string {
+func summarize[N int | uint64](counts map[string]N) string {
 	type kv struct {
 		k string
-		v int
+		v N
 	}
 	var all []kv
 	for k, v := range counts {

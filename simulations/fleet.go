@@ -1,12 +1,10 @@
 package simulations
 
 import (
-	"cmp"
 	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"maps"
 	mrand "math/rand/v2"
 	"os"
 	"runtime"
@@ -182,6 +180,9 @@ func newFleetLoad(sc *Scenario, n int, quick bool) (*fleetLoad, error) {
 	return l, nil
 }
 
+// receivers is how many deliveries one message of node i should make.
+func (l *fleetLoad) receivers(i int) int { return l.members[l.zoneOf[i]] - 1 }
+
 // warmupBatches splits the publishers into batches of about
 // fleetWarmupBatch deliveries each, in order.
 func (l *fleetLoad) warmupBatches() [][]int {
@@ -190,7 +191,7 @@ func (l *fleetLoad) warmupBatches() [][]int {
 	n := 0
 	for _, i := range l.publishers {
 		batch = append(batch, i)
-		if n += l.members[l.zoneOf[i]] - 1; n >= fleetWarmupBatch {
+		if n += l.receivers(i); n >= fleetWarmupBatch {
 			out = append(out, batch)
 			batch, n = nil, 0
 		}
@@ -335,7 +336,7 @@ func (l *fleetLoad) run(ctx context.Context, env *Env, name string, net fleetNet
 	// reduced rate, sender keys of nodes that never publish are not needed
 	// (and fetching all of them would connect every zone into a full mesh).
 	for _, i := range l.publishers {
-		res.warmupWant += l.members[l.zoneOf[i]] - 1
+		res.warmupWant += l.receivers(i)
 	}
 	batches := l.warmupBatches()
 	res.warmupBatches = len(batches)
@@ -353,7 +354,7 @@ func (l *fleetLoad) run(ctx context.Context, env *Env, name string, net fleetNet
 				return fmt.Errorf("%s: warm-up: %w", name, err)
 			}
 			for _, i := range batch {
-				want += l.members[l.zoneOf[i]] - 1
+				want += l.receivers(i)
 			}
 			deadline = time.Now().Add(fleetWarmupWait)
 			for time.Now().Before(deadline) {
@@ -653,25 +654,9 @@ func runFleetZtmesh(ctx context.Context, env *Env, l *fleetLoad) (*fleetResult, 
 		}
 	}
 	if len(res.dropped) > 0 {
-		env.Printf("fleet ztmesh %d: messages the validators dropped, by reason: %s", len(l.specs), fleetDrops(res.dropped))
+		env.Printf("fleet ztmesh %d: messages the validators dropped, by reason: %s", len(l.specs), summarize(res.dropped))
 	}
 	return res, nil
-}
-
-// fleetDrops formats drop counts by reason, most first.
-func fleetDrops(d map[string]uint64) string {
-	reasons := slices.Collect(maps.Keys(d))
-	slices.SortFunc(reasons, func(a, b string) int {
-		if c := cmp.Compare(d[b], d[a]); c != 0 {
-			return c
-		}
-		return strings.Compare(a, b)
-	})
-	parts := make([]string, len(reasons))
-	for i, r := range reasons {
-		parts[i] = fmt.Sprintf("%s %d", r, d[r])
-	}
-	return strings.Join(parts, ", ")
 }
 
 // zoneBridges returns the links that make every zone's part of the
@@ -916,9 +901,9 @@ func fleetReport(sc *Scenario, quick bool, pairs []fleetPair) []*Section {
 			fmt.Sprintf("%.0f", ms(b.pct(0.5))), fmt.Sprintf("%.0f", ms(b.pct(0.95))), fmt.Sprintf("%.0f", ms(b.pct(0.99))),
 			fmt.Sprintf("%.2f", b.heapPerNode()), fmt.Sprintf("%.2f", b.rssPerNode()), fmt.Sprintf("%.2f", b.cores),
 			fmt.Sprintf("%.1f", b.peers), b.loadavg)
-		drops := "none"
-		if len(z.dropped) > 0 {
-			drops = fleetDrops(z.dropped)
+		drops := summarize(z.dropped)
+		if drops == "" {
+			drops = "none"
 		}
 		warm.Add(z.nodes, z.warmupBatches, fmt.Sprintf("%.4f", Ratio(float64(len(z.warmup)), float64(z.warmupWant))),
 			fmt.Sprintf("%.0f", ms(Percentile(z.warmup, 0.5))), fmt.Sprintf("%.0f", ms(Percentile(z.warmup, 0.95))),
