@@ -196,9 +196,11 @@ func TestQuarantineAnnouncementReachesNodeThatMissedTheEvidence(t *testing.T) {
 			t.Fatalf("d's reason is not its own judgment of the evidence: %+v", p)
 		}
 	}
-	if a.logs.find(map[string]string{"event_type": "quarantine_announced", "did": x.DID().String()}) == nil {
-		t.Fatal("no quarantine_announced log at a")
-	}
+	// a logs the announcement after its publish returns, which can be
+	// after d has already acted on it.
+	eventually(t, 3*time.Second, "a logs quarantine_announced", func() bool {
+		return a.logs.find(map[string]string{"event_type": "quarantine_announced", "did": x.DID().String()}) != nil
+	})
 }
 
 // TestForgedQuarantineAnnouncementIgnored: a member announces that an
