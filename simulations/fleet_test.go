@@ -62,6 +62,10 @@ duration: 3s
 		if len(r.warmup) == 0 {
 			t.Errorf("%s: no warm-up deliveries", name)
 		}
+		if r.warmupWhole != 1 || r.warmupRounds < 1 || (r.warmupRounds == 1) != (r.warmupRepeated == 0) {
+			t.Errorf("%s: warm-up %d rounds, %d repeated, %.3f of the publishers delivered whole",
+				name, r.warmupRounds, r.warmupRepeated, r.warmupWhole)
+		}
 	}
 	secs := fleetReport(sc, false, pairs)
 	r := &Report{Title: "fleet test", Sections: secs}
@@ -173,7 +177,7 @@ func TestFleetWarmupBatches(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		batches := l.warmupBatches()
+		batches := l.warmupBatches(l.publishers)
 		var all []int
 		for b, batch := range batches {
 			want := 0
