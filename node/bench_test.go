@@ -74,3 +74,28 @@ func measureConnect(b *testing.B, x, y host.Host, ready, clean func() bool) {
 	slices.Sort(samples)
 	b.ReportMetric(float64(samples[len(samples)/2].Nanoseconds()), "p50-ns")
 }
+
+// BenchmarkGossipSubScore measures the application-specific score that
+// GossipSub asks for on every RPC it receives and for every peer at every
+// heartbeat, as the node serves it: remembered for appScoreTTL. Compare
+// with BenchmarkGossipSubScoreBaseline, the same score computed from the
+// peer's standing every time.
+func BenchmarkGossipSubScore(b *testing.B) { benchmarkScore(b, 0) }
+
+func BenchmarkGossipSubScoreBaseline(b *testing.B) { benchmarkScore(b, -1) }
+
+func benchmarkScore(b *testing.B, ttl time.Duration) {
+	m := newMesh(b)
+	m.options = func(o *Options) { o.AppScoreTTL = ttl }
+	x, y := m.start(), m.start()
+	connect(b, x, y)
+	eventually(b, 5*time.Second, "verified", func() bool { return verifiedBy(x, y.host.ID()) })
+	p := y.host.ID()
+	if s := x.Mesh().AppScore(p); s <= 0 {
+		b.Fatalf("score of a verified member %v", s)
+	}
+	b.ResetTimer()
+	for b.Loop() {
+		x.Mesh().AppScore(p)
+	}
+}

@@ -155,6 +155,9 @@ func (n *Node) ApplyMember(zone string, token []byte) (bool, error) {
 	}
 	n.dirSeen[sum], n.dirSeen[raw] = cred, cred
 	n.dirMu.Unlock()
+	if !same && !older {
+		n.forgetScore(p)
+	}
 	ok = true
 	if same || older {
 		return false, nil

@@ -62,6 +62,10 @@ type Options struct {
 	// AttestDelay is when the first evidence goes out after Start (0: 2 s;
 	// negative: only when Attest is called).
 	AttestDelay time.Duration
+	// AppScoreTTL overrides how long GossipSub reuses a peer's standing as
+	// its score (0: appScoreTTL; negative: never reused). Tests that every
+	// change of standing is seen at once set it long.
+	AppScoreTTL time.Duration
 	// NewHost, if set, builds the libp2p host instead of the TCP/QUIC one:
 	// simulations run many nodes on go-libp2p's mocknet. It must use key
 	// as the host's identity and should install gater, which refuses
@@ -107,6 +111,7 @@ type Node struct {
 	binaryHash  string
 	started     time.Time
 	attestDelay time.Duration
+	scoreTTL    time.Duration // pubsub.Config.AppScoreTTL
 
 	dirMu     sync.Mutex
 	directory map[peer.ID]dirEntry         // members known from their announcements
@@ -160,7 +165,9 @@ func New(cfg Config, opts Options) (*Node, error) {
 		challenged:  map[peer.ID]time.Time{},
 		seenTTL:     opts.SeenTTL,
 		attestDelay: cmp.Or(opts.AttestDelay, 2*time.Second),
+		scoreTTL:    cmp.Or(opts.AppScoreTTL, appScoreTTL),
 	}
+	n.registry.changed = n.forgetScore
 	if n.now == nil {
 		n.now = time.Now
 	}
@@ -290,6 +297,7 @@ func (n *Node) Start(ctx context.Context) error {
 		Members: n, Control: n, Logger: n.log, Now: n.now,
 		MaxSkew: time.Duration(n.cfg.MaxSkew), RotateEvery: time.Duration(n.cfg.KeyRotation), Suite: n.cfg.KeySuite,
 		SeenTTL: n.seenTTL, OnReject: n.onReject, RateLimit: n.s.rateLimit,
+		AppScoreTTL: n.scoreTTL,
 	})
 	if err != nil {
 		n.cancel()

@@ -164,6 +164,7 @@ func (n *Node) ApplyQuarantine(token []byte) (bool, error) {
 	n.evidence[q.Subject] = ev
 	n.evMu.Unlock()
 	n.trust.mu.Unlock()
+	n.forgetScoreOf(q.Subject)
 	log.Info("quarantine announcement verified", "event_type", "quarantine_announcement_verified",
 		"reason", strings.Join(res.Problems, "; "), "reference_version", ref.Version, "risk_score", 1-score)
 	n.reassess(accused.Credential, "evidence stale: made at "+ev.Time.UTC().Format(time.RFC3339)+" (announced by "+q.Announcer.String()+", checked here)")

@@ -25,8 +25,9 @@ type Peer struct {
 // connected and its credential is valid; a renewed credential replaces it.
 // It is safe for concurrent use.
 type Registry struct {
-	mu    sync.RWMutex
-	peers map[peer.ID]Peer
+	mu      sync.RWMutex
+	peers   map[peer.ID]Peer
+	changed func(peer.ID) // if set, called after a peer is put or removed
 }
 
 func newRegistry() *Registry { return &Registry{peers: map[peer.ID]Peer{}} }
@@ -34,16 +35,22 @@ func newRegistry() *Registry { return &Registry{peers: map[peer.ID]Peer{}} }
 // put records p as verified, replacing any earlier entry (a renewal).
 func (r *Registry) put(p Peer) {
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	r.peers[p.ID] = p
+	r.mu.Unlock()
+	if r.changed != nil {
+		r.changed(p.ID)
+	}
 }
 
 // remove drops a peer and reports whether it was there.
 func (r *Registry) remove(id peer.ID) (Peer, bool) {
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	p, ok := r.peers[id]
 	delete(r.peers, id)
+	r.mu.Unlock()
+	if ok && r.changed != nil {
+		r.changed(id)
+	}
 	return p, ok
 }
 

@@ -60,6 +60,7 @@ func (n *Node) applyRevocations(token []byte, source string) (bool, error) {
 	if !changed {
 		return false, nil
 	}
+	n.forgetScores()
 	n.log.Info("revocation list applied", "event_type", "revocations_applied", "source", source, "issuer", list.Issuer.String(),
 		"version", list.Version, "credentials", len(list.Credentials), "subjects", len(list.Subjects))
 	if n.host != nil {

@@ -126,6 +126,38 @@ func (n *Node) staleAlone(cred *did.Credential, t *peerTrust, now time.Time) boo
 	return attest.EffectiveTrust(in, params, now) < QuarantineBelow
 }
 
+// appScoreTTL is how long GossipSub reuses a peer's standing as its
+// application-specific score: it asks on every RPC and every heartbeat, and
+// at thousands of peers the answers were the largest cost of an idle mesh.
+// Every change of a standing forgets the score at once (forgetScore,
+// forgetScores); only the passage of time (decaying penalties, evidence
+// growing stale, a credential expiring) waits for up to this long. It is
+// GossipSub's own scoring step: its counters decay once per interval.
+const appScoreTTL = time.Second
+
+// forgetScore makes GossipSub score p afresh from its standing; the node
+// calls it after each change to p's standing.
+func (n *Node) forgetScore(p peer.ID) {
+	if n.mesh != nil {
+		n.mesh.ForgetScore(p)
+	}
+}
+
+// forgetScoreOf is forgetScore for the holder of d.
+func (n *Node) forgetScoreOf(d did.DID) {
+	if p, err := d.PeerID(); err == nil {
+		n.forgetScore(p)
+	}
+}
+
+// forgetScores makes GossipSub score every peer afresh, after a change
+// that may touch any standing (revocations, reference values).
+func (n *Node) forgetScores() {
+	if n.mesh != nil {
+		n.mesh.ForgetScores()
+	}
+}
+
 // standing returns a verified peer's effective trust, attestation and
 // quarantine state.
 func (n *Node) standing(cred *did.Credential) (trust float64, attested bool, quarantine string) {
@@ -187,6 +219,9 @@ func (n *Node) reassess(cred *did.Credential, why string) {
 	reason := t.quarantine
 	evidenceAt, announced := t.evidenceAt, t.announced
 	n.trust.mu.Unlock()
+	if quarantined || released {
+		n.forgetScoreOf(cred.Subject)
+	}
 	switch {
 	case quarantined:
 		n.log.Warn("peer quarantined", "event_type", "peer_quarantined", "did", cred.Subject.String(),
@@ -238,6 +273,7 @@ func (n *Node) onReject(forwarder peer.ID, reason string) {
 	n.trust.mu.Lock()
 	n.trust.get(p.DID, now).rejected.Add(1, now)
 	n.trust.mu.Unlock()
+	n.forgetScore(forwarder)
 	n.reassess(p.Credential, "trust fell below "+fmt.Sprint(QuarantineBelow)+" after rejected messages ("+reason+")")
 }
 
@@ -269,6 +305,7 @@ func (n *Node) countRateLimits() {
 		n.trust.mu.Lock()
 		n.trust.get(mem.Credential.Subject, now).rateLimited.Add(violations, now)
 		n.trust.mu.Unlock()
+		n.forgetScore(origin)
 		trust, _, _ := n.standing(mem.Credential)
 		n.log.Warn("peer over its rate limit", "event_type", "rate_limited", "peer", origin.String(), "did", mem.Credential.Subject.String(),
 			"reason", fmt.Sprintf("%d zone messages dropped over the limit of %g a second", dropped, n.s.rateLimit.PerSecond),
@@ -296,6 +333,7 @@ func (n *Node) ApplyReference(token []byte) (bool, error) {
 		t.result = nil // judged again when the peer next attests
 	}
 	n.trust.mu.Unlock()
+	n.forgetScores()
 	for _, ev := range n.lastEvidence() {
 		_, _ = n.judgeEvidence(ev, true)
 	}
@@ -337,6 +375,7 @@ func (n *Node) judgeEvidence(ev *attest.Evidence, again bool) (bool, error) {
 	n.evidence[ev.Subject] = ev
 	n.evMu.Unlock()
 	n.trust.mu.Unlock()
+	n.forgetScoreOf(ev.Subject)
 	event, level := "attestation_passed", "info"
 	if !res.OK {
 		event, level = "attestation_failed", "warn"

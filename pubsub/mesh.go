@@ -127,6 +127,12 @@ type Config struct {
 	// Member.RateLimit takes precedence). Messages over it are Ignored and
 	// counted in Stats.RateLimited.
 	RateLimit RateLimit
+	// AppScoreTTL is how long GossipSub's application-specific score of a
+	// peer (its standing from Members) is reused. The default, 0, asks
+	// Members every time; a node that sets it must call ForgetScore or
+	// ForgetScores whenever a standing changes, so that only the passage
+	// of time goes unnoticed for up to this long.
+	AppScoreTTL time.Duration
 }
 
 // Protocol IDs of the mesh's own streams.
@@ -166,6 +172,7 @@ type Mesh struct {
 	limits   limiter
 	localPub sync.Map // seq -> *Delivery of our publication being validated
 	scores   atomic.Pointer[map[peer.ID]float64]
+	memo     scoreMemo // of appScore
 
 	tracer         *meshTracer  // which peers are in our topic meshes
 	keyConnsClosed atomic.Int64 // connections opened for a key fetch and closed again

@@ -1,6 +1,7 @@
 package pubsub
 
 import (
+	"sync"
 	"time"
 
 	ps "github.com/libp2p/go-libp2p-pubsub"
@@ -26,12 +27,91 @@ const (
 	scoreDecayInterval = time.Second
 )
 
+// appScore is GossipSub's application-specific score of p, which it asks
+// for on every RPC it receives and for every peer at every heartbeat. With
+// Config.AppScoreTTL set, a score is reused for that long, unless the
+// node's ForgetScore or ForgetScores discarded it first.
 func (m *Mesh) appScore(p peer.ID) float64 {
+	ttl := m.cfg.AppScoreTTL
+	if ttl <= 0 {
+		return m.standingScore(p)
+	}
+	now := m.cfg.Now()
+	c := &m.memo
+	c.mu.Lock()
+	e, ok := c.m[p]
+	if ok && e.valid && !now.Before(e.at) && now.Sub(e.at) < ttl {
+		c.mu.Unlock()
+		return e.v
+	}
+	if !ok {
+		if c.m == nil || len(c.m) >= maxScoreMemo {
+			c.m = map[peer.ID]memoEntry{}
+		}
+		c.next++
+		e = memoEntry{gen: c.next}
+		c.m[p] = e
+	}
+	c.mu.Unlock()
+	v := m.standingScore(p)
+	c.mu.Lock()
+	// A forget while v was computed deleted the entry (a new one has a
+	// new generation): v may predate the change and is not kept.
+	if cur, ok := c.m[p]; ok && cur.gen == e.gen {
+		c.m[p] = memoEntry{gen: e.gen, v: v, at: now, valid: true}
+	}
+	c.mu.Unlock()
+	return v
+}
+
+// AppScore is the application-specific score GossipSub's peer scoring
+// sees for p now: the standing of a verified member, weighted, or the
+// score of a peer that is not one.
+func (m *Mesh) AppScore(p peer.ID) float64 { return m.appScore(p) }
+
+// standingScore is p's application-specific score from its standing now.
+func (m *Mesh) standingScore(p peer.ID) float64 {
 	mem, ok := m.cfg.Members.Member(p)
 	if !ok || mem.Quarantined {
 		return unverifiedScore
 	}
 	return trustScoreWeight * mem.TrustScore
+}
+
+// maxScoreMemo bounds the remembered scores; GossipSub asks about the
+// peers it is connected to and those it retains scores of.
+const maxScoreMemo = 1 << 14
+
+// scoreMemo remembers application-specific scores (Config.AppScoreTTL).
+type scoreMemo struct {
+	mu   sync.Mutex
+	next uint64 // generation of the newest entry
+	m    map[peer.ID]memoEntry
+}
+
+type memoEntry struct {
+	gen   uint64 // distinct for every entry made, so a forget is never undone
+	v     float64
+	at    time.Time
+	valid bool // false while the first score is being computed
+}
+
+// ForgetScore discards the remembered application-specific score of p. A
+// node using Config.AppScoreTTL calls it after any change to p's standing
+// other than the passage of time: verified or gone, quarantined or
+// released, new evidence, a rejected message or rate-limit violation.
+func (m *Mesh) ForgetScore(p peer.ID) {
+	m.memo.mu.Lock()
+	delete(m.memo.m, p)
+	m.memo.mu.Unlock()
+}
+
+// ForgetScores discards every remembered score, after a change that may
+// touch any peer's standing (revocations, reference values).
+func (m *Mesh) ForgetScores() {
+	m.memo.mu.Lock()
+	clear(m.memo.m)
+	m.memo.mu.Unlock()
 }
 
 func peerScoreParams(app func(peer.ID) float64) (*ps.PeerScoreParams, *ps.PeerScoreThresholds) {

@@ -26,6 +26,7 @@ var pairs = map[string]string{
 	"attest/ParseEvidence":            "attest/Ed25519VerifyBaseline",
 	"attest/Verify":                   "attest/Ed25519VerifyBaseline",
 	"node/ConnectToVerified":          "node/ConnectBaseline",
+	"node/GossipSubScore":             "node/GossipSubScoreBaseline",
 	"pubsub/CostSign":                 "pubsub/CostEd25519VerifyBaseline",
 	"pubsub/CostVerify":               "pubsub/CostEd25519VerifyBaseline",
 	"pubsub/CostSeal":                 "pubsub/CostEd25519VerifyBaseline",
