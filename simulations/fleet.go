@@ -47,9 +47,13 @@ const (
 	// fleetSetupTimeout bounds creating, wiring and verifying one mesh.
 	fleetSetupTimeout = 20 * time.Minute
 	// fleetWarmupRounds bounds the warm-up rounds, fleetWarmupWait each
-	// round's wait for its deliveries.
+	// batch's wait for its deliveries, and fleetWarmupStall the wait once
+	// they stopped coming: a message waits for its key at most the
+	// validator's timeout (the 5 s key fetch and 1 s), so what has not
+	// arrived 10 s after the last delivery was dropped.
 	fleetWarmupRounds = 3
 	fleetWarmupWait   = 20 * time.Second
+	fleetWarmupStall  = 10 * time.Second
 	// fleetWarmupBatch is about how many deliveries (for ztmesh, sender
 	// key fetches) one batch of a warm-up round asks for: publishers warm
 	// up a batch at a time. All at once, every node's dials and
@@ -240,7 +244,6 @@ func (l *fleetLoad) run(ctx context.Context, env *Env, name string, net fleetNet
 	var (
 		mu      sync.Mutex
 		counted = true             // false once the drain deadline passes
-		warmGot = map[int]int{}    // warm-up deliveries per round
 		warmOf  = map[[2]int]int{} // warm-up deliveries per round and publisher
 		start   time.Time
 		wg      sync.WaitGroup
@@ -251,6 +254,7 @@ func (l *fleetLoad) run(ctx context.Context, env *Env, name string, net fleetNet
 	// large mesh settles: a few at a time.
 	nexts := make([]func(context.Context) ([]byte, error), n)
 	cancels := make([]func(), n)
+	subStart := time.Now()
 	err := parallel(n, 16, func(i int) error {
 		next, cancel, err := net.subscribe(i)
 		if err != nil {
@@ -286,7 +290,6 @@ func (l *fleetLoad) run(ctx context.Context, env *Env, name string, net fleetNet
 				switch {
 				case data[16]&flagWarmup != 0:
 					round := int(binary.BigEndian.Uint32(data[12:]))
-					warmGot[round]++
 					warmOf[[2]int{round, int(binary.BigEndian.Uint32(data[8:]))}]++
 					if round == 1 {
 						res.warmup = append(res.warmup, now.Sub(sent))
@@ -327,6 +330,7 @@ func (l *fleetLoad) run(ctx context.Context, env *Env, name string, net fleetNet
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
+	env.Printf("fleet %s: subscribed, and every node knows a subscribed zone peer, in %s", name, time.Since(subStart).Round(time.Millisecond))
 	time.Sleep(1500 * time.Millisecond) // a GossipSub heartbeat grafts the meshes
 
 	// Warm-up: rounds of one small message per node, so that every sender
@@ -345,13 +349,13 @@ func (l *fleetLoad) run(ctx context.Context, env *Env, name string, net fleetNet
 	pending := l.publishers
 	for round := 1; round <= fleetWarmupRounds && len(pending) > 0; round++ {
 		res.warmupRounds = round
+		roundStart := time.Now()
 		batches := l.warmupBatches(pending)
 		if round == 1 {
 			res.warmupBatches = len(batches)
 		} else {
 			res.warmupRepeated += len(pending)
 		}
-		want := 0 // deliveries of this round's batches so far
 		for _, batch := range batches {
 			if err := parallel(len(batch), 16, func(j int) error {
 				i := batch[j]
@@ -362,16 +366,28 @@ func (l *fleetLoad) run(ctx context.Context, env *Env, name string, net fleetNet
 			}); err != nil {
 				return fmt.Errorf("%s: warm-up: %w", name, err)
 			}
+			// Wait for this batch's own deliveries: a delivery missing
+			// from an earlier batch must not hold up every later one
+			// (it did: one lost key fetch made each later batch wait the
+			// full fleetWarmupWait).
+			want := 0
 			for _, i := range batch {
 				want += l.receivers(i)
 			}
 			deadline = time.Now().Add(fleetWarmupWait)
-			for time.Now().Before(deadline) {
+			last, progress := -1, time.Now()
+			for time.Now().Before(deadline) && time.Since(progress) < fleetWarmupStall {
+				got := 0
 				mu.Lock()
-				got := warmGot[round]
+				for _, i := range batch {
+					got += min(warmOf[[2]int{round, i}], l.receivers(i))
+				}
 				mu.Unlock()
 				if got >= want {
 					break
+				}
+				if got > last {
+					last, progress = got, time.Now()
 				}
 				select {
 				case <-ctx.Done():
@@ -388,6 +404,8 @@ func (l *fleetLoad) run(ctx context.Context, env *Env, name string, net fleetNet
 			}
 		}
 		mu.Unlock()
+		env.Printf("fleet %s: warm-up round %d: %d publishers in %d batches, %d not delivered whole, %s",
+			name, round, len(pending), len(batches), len(short), time.Since(roundStart).Round(time.Millisecond))
 		pending = short
 	}
 	res.warmupWhole = Ratio(float64(len(l.publishers)-len(pending)), float64(len(l.publishers)))
@@ -880,7 +898,8 @@ func fleetReport(sc *Scenario, quick bool, pairs []fleetPair) []*Section {
 		Caption: "Cold start: the first warm-up round (one small message per publishing node, before load). For ztmesh its latency includes " +
 			"dialing the origin for its sender key, with a handshake and a member directory sync when the two were not connected; " +
 			"a message whose key does not arrive in time is dropped. Publishers warm up in batches of about " + strconv.Itoa(fleetWarmupBatch) +
-			" deliveries, each batch after the last one's deliveries (or " + fleetWarmupWait.String() + "), the same in both systems: " +
+			" deliveries, each batch after the last one's deliveries (or " + fleetWarmupWait.String() + ", or " + fleetWarmupStall.String() +
+			" without a new delivery), the same in both systems: " +
 			"on a fleet every vehicle has its own CPU, and here every node's dials and handshakes at once would share two cores " +
 			"(in a trial with 200 nodes in zones of 100, handshakes then missed their 5 s grace period 9,700 times). " +
 			"Publishers whose message did not reach every receiver publish again, in rounds (at most " + strconv.Itoa(fleetWarmupRounds) +
