@@ -43,15 +43,6 @@ const (
 	announceInterval = 15 * time.Minute
 )
 
-// announceBackoff are the waits between a node's first announcements,
-// before announceInterval: while a mesh forms, parts of a zone that connect
-// after an announcement learn the member only from the syncs of the two
-// nodes whose connection joined them, so a node repeats itself while its
-// zone is likely still joining (a 5,000-node fleet took 6 minutes to wire,
-// and with two announcements 5 s apart, receivers dropped 279 messages of
-// origins they had not heard of).
-var announceBackoff = []time.Duration{5 * time.Second, 30 * time.Second, 2 * time.Minute, 8 * time.Minute}
-
 type announcement struct {
 	V          int      `json:"v"`
 	Credential string   `json:"credential"`
@@ -314,12 +305,12 @@ func (n *Node) MemberTokens(want []pubsub.MemberHash) [][]byte {
 }
 
 // announceLoop announces this node once GossipSub has a peer on the control
-// topic, again after each wait of announceBackoff, then every
-// announceInterval, each wait after the first jittered by up to a fifth so
-// that nodes started together do not announce together. Announce is also
-// called on renewal. A part of the mesh that connects later learns the
-// member from the syncs of the nodes it connects to, and the parts beyond
-// those at its next announcement.
+// topic, again 5 s later (members that connect in between learn it only
+// from the second), then every announceInterval, jittered by up to a fifth
+// so that nodes started together do not announce together. Announce is
+// also called on renewal. A part of the mesh that connects later learns
+// the member from the syncs of the nodes it connects to, and the parts
+// beyond those at its next announcement.
 func (n *Node) announceLoop(ctx context.Context) {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
@@ -338,14 +329,11 @@ func (n *Node) announceLoop(ctx context.Context) {
 			n.log.Debug("member announcement not published", "event_type", "announce_failed", "reason", err.Error())
 			continue
 		}
-		wait := announceInterval
-		if sent < len(announceBackoff) {
-			wait = announceBackoff[sent]
-		}
-		if sent > 0 {
-			wait -= rand.N(wait / 5)
-		}
 		sent++
+		wait := 5 * time.Second
+		if sent >= 2 {
+			wait = announceInterval - rand.N(announceInterval/5)
+		}
 		next = time.Now().Add(wait)
 	}
 }
