@@ -18,7 +18,7 @@ help:
 	@echo "make bench       benchmarks, each next to its baseline in the same run, then a ratio table"
 	@echo "make sim         the standard simulation set (~30 min): writes docs/RESULTS.md and docs/plots"
 	@echo "make sim-quick   the reduced set CI runs (attack table included): writes sim-out/"
-	@echo "make sim-large   the fleet at 5,000 nodes (~20 min, ~15 GB): writes docs/fleet-5000/"
+	@echo "make sim-large   the fleet at 5,000 nodes (~11 min, ~13 GB): writes docs/fleet-5000/"
 	@echo "make fuzz        run every fuzz target for FUZZTIME (default 20s) each"
 	@echo "make demo        a local mesh of ztmeshd daemons: verify, refuse, revoke"
 	@echo "make demo-creds  the credential walkthrough: issue, verify, revoke, reject"
