@@ -169,6 +169,22 @@ func (v *Verifier) verify(token []byte, holder DID, now time.Time) (*Credential,
 	return &out, nil
 }
 
+// Recheck tells whether a credential this verifier accepted earlier is
+// still valid at now: not expired (with the verifier's clock skew) and not
+// revoked since. It is the check for a credential held in memory, which
+// does not need its signature checked again (compare nebula's
+// CAPool.VerifyCachedCertificate); everything that can change with the
+// time or the revocation set is checked.
+func (v *Verifier) Recheck(c *Credential, now time.Time) error {
+	if c == nil {
+		return errors.New("no credential")
+	}
+	if now.After(c.Expires.Add(v.skew)) {
+		return fmt.Errorf("credential %s: %w at %s", c.ID, ErrExpired, stamp(c.Expires))
+	}
+	return v.revocations.Check(c)
+}
+
 // authenticate checks what does not change with the time or the caller:
 // structure, pinned issuer, signature, the embedded credential.
 func (v *Verifier) authenticate(token []byte) (*Credential, error) {

@@ -87,3 +87,40 @@ func TestAuthenticCacheBounded(t *testing.T) {
 		t.Fatalf("%d cached, want the bound %d", n, authenticCacheSize)
 	}
 }
+
+// TestRecheck checks a held credential against the time and the
+// revocation set, as the node does for the members it holds.
+func TestRecheck(t *testing.T) {
+	f := newFixture(t)
+	c, err := f.v.VerifyHolder([]byte(f.token), f.holder.DID(), t0.Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name   string
+		now    time.Time
+		revoke bool
+		want   error
+	}{
+		{"valid", t0.Add(time.Hour), false, nil},
+		{"expired within the skew", c.Expires.Add(DefaultClockSkew), false, nil},
+		{"expired past the skew", c.Expires.Add(DefaultClockSkew + time.Second), false, ErrExpired},
+		{"revoked", t0.Add(time.Hour), true, ErrRevoked},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.revoke {
+				if _, _, err := f.v.Revocations().Update([]byte(signList(t, f.issuer, 1, nil, []DID{f.holder.DID()}))); err != nil {
+					t.Fatal(err)
+				}
+			}
+			err := f.v.Recheck(c, tt.now)
+			if tt.want == nil && err != nil || tt.want != nil && !errors.Is(err, tt.want) {
+				t.Fatalf("Recheck at %s: %v, want %v", tt.now, err, tt.want)
+			}
+		})
+	}
+	if err := f.v.Recheck(nil, t0); err == nil {
+		t.Fatal("Recheck(nil) passed")
+	}
+}

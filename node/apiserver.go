@@ -22,6 +22,7 @@ import (
 	"github.com/ztmesh/ztmesh/did"
 	"github.com/ztmesh/ztmesh/internal/wire"
 	"github.com/ztmesh/ztmesh/node/api"
+	"github.com/ztmesh/ztmesh/policy"
 	"github.com/ztmesh/ztmesh/pubsub"
 )
 
@@ -229,7 +230,7 @@ func (a *apiServer) publish(w http.ResponseWriter, r *http.Request) {
 	p, err := a.n.mesh.Publish(r.Context(), req.Zone, req.Channel, req.Data)
 	if err != nil {
 		code := http.StatusBadRequest
-		if errors.Is(err, pubsub.ErrDenied) {
+		if errors.Is(err, policy.ErrDenied) {
 			code = http.StatusForbidden
 			a.n.log.Info("local publish denied", "event_type", "publish_denied", "zone", req.Zone, "channel", req.Channel, "reason", err.Error())
 		}
@@ -245,7 +246,7 @@ func (a *apiServer) subscribe(w http.ResponseWriter, r *http.Request) {
 	sub, err := a.n.mesh.Subscribe(zone, channel)
 	if err != nil {
 		code := http.StatusBadRequest
-		if errors.Is(err, pubsub.ErrDenied) {
+		if errors.Is(err, policy.ErrDenied) {
 			code = http.StatusForbidden
 		}
 		writeError(w, code, err.Error())
@@ -288,7 +289,7 @@ func (a *apiServer) replica(w http.ResponseWriter, r *http.Request) *crdt.Replic
 	rep, err := a.n.State(r.URL.Query().Get("zone"), r.PathValue("name"), crdt.LWWMap)
 	if err != nil {
 		code := http.StatusBadRequest
-		if errors.Is(err, pubsub.ErrDenied) {
+		if errors.Is(err, policy.ErrDenied) {
 			code = http.StatusForbidden
 		}
 		writeError(w, code, err.Error())

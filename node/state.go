@@ -153,22 +153,19 @@ func (s *states) authorizer(t pubsub.Topic) crdt.Authorizer {
 		if cred == nil {
 			return fmt.Errorf("writer %s is not a member known to this node", origin)
 		}
-		trust, attested, quarantine := cred.Claims.TrustScore, false, ""
+		sub := policy.SubjectOf(cred)
 		if origin != s.n.id.DID() {
-			trust, attested, quarantine = s.n.standing(cred)
-		}
-		if quarantine != "" {
-			return fmt.Errorf("%w: state_write of %q by %s: quarantined here (%s)", pubsub.ErrDenied, key, origin, quarantine)
+			trust, attested, quarantine := s.n.standing(cred)
+			if quarantine != "" {
+				return fmt.Errorf("%w: state_write of %q by %s: quarantined here (%s)", policy.ErrDenied, key, origin, quarantine)
+			}
+			sub.TrustScore, sub.Attested = trust, attested
 		}
 		name := strings.TrimPrefix(state, t.Zone+".")
 		in := policy.Input{Action: policy.ActionStateWrite, Mesh: t.Mesh, Zone: t.Zone, Channel: t.Channel, Topic: t.String(),
-			State: name, Key: key, Now: s.n.now(), Subject: policy.Subject{
-				DID: cred.Subject.String(), Role: cred.Claims.Role, TrustScore: trust, Zones: cred.Claims.Zones,
-				SoftwareVersion: cred.Claims.SoftwareVersion, Capabilities: cred.Claims.Capabilities,
-				Attested: attested, Quarantined: quarantine != "", CredentialID: cred.ID, ValidUntil: cred.Expires,
-			}}
+			State: name, Key: key, Now: s.n.now(), Subject: sub}
 		if d := s.n.policy.Decide(context.Background(), &in); !d.Allow {
-			return fmt.Errorf("%w: state_write of %q by %s: %s", pubsub.ErrDenied, key, origin, strings.Join(d.Reasons, "; "))
+			return fmt.Errorf("%w: state_write of %q by %s: %s", policy.ErrDenied, key, origin, strings.Join(d.Reasons, "; "))
 		}
 		return nil
 	}

@@ -11,13 +11,14 @@
 //
 //	e, err := policy.New(policy.WithLogger(log))
 //	...
+//	sub := policy.SubjectOf(cred) // the verified credential's claims
+//	sub.TrustScore = trust        // the node's own view, if it has one
 //	d := e.Decide(ctx, &policy.Input{
 //		Action: policy.ActionPublish, Mesh: "fleet", Zone: "north", Channel: "maps",
 //		Topic:   "ztmesh/fleet/zone/north/maps",
-//		Subject: policy.Subject{DID: cred.Subject.String(), Role: cred.Claims.Role, ...,
-//			CredentialID: cred.ID, ValidUntil: cred.Expires},
+//		Subject: sub,
 //	})
-//	if !d.Allow { refuse, citing d.Reasons }
+//	if !d.Allow { refuse, citing d.Reasons (wrap ErrDenied) }
 //
 // Decide never fails: anything but allow = true (a false or undefined allow,
 // an evaluation error, a cancelled context, an invalid input) is a denial

@@ -24,3 +24,7 @@ var (
 	// define data.ztmesh.authz.allow.
 	ErrCompile = errors.New("policy does not compile")
 )
+
+// ErrDenied wraps a refusal by the policy in force: of a publish, a
+// subscribe or a state write. The wrapping error cites the policy's reasons.
+var ErrDenied = errors.New("denied by policy")

@@ -407,7 +407,7 @@ func benchZoneTopic(b *testing.B) Topic {
 	return t
 }
 
-// BenchmarkCostMemberSubject is memberSubject, which the validator calls on
+// BenchmarkCostMemberSubject is Member.Subject, which the validator calls on
 // every message to build the policy subject of the origin.
 func BenchmarkCostMemberSubject(b *testing.B) {
 	a, c := costPair(b)
@@ -417,7 +417,7 @@ func BenchmarkCostMemberSubject(b *testing.B) {
 	}
 	b.ReportAllocs()
 	for b.Loop() {
-		if s := memberSubject(mem); s.CredentialID == "" {
+		if s := mem.Subject(); s.CredentialID == "" {
 			b.Fatal("no credential ID")
 		}
 	}
@@ -428,7 +428,7 @@ func BenchmarkCostMemberSubject(b *testing.B) {
 func BenchmarkCostPolicyDecideCached(b *testing.B) {
 	a, c := costPair(b)
 	mem, _ := c.members.Member(a.h.ID())
-	subj, t := memberSubject(mem), benchZoneTopic(b)
+	subj, t := mem.Subject(), benchZoneTopic(b)
 	if d := c.mesh.decide(policy.ActionPublish, t, subj); !d.Allow {
 		b.Fatal(d.Reasons)
 	}
@@ -448,7 +448,7 @@ func BenchmarkCostPolicyDecideUncached(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	subj, t := memberSubject(Member{Credential: a.cred, TrustScore: a.cred.Claims.TrustScore}), benchZoneTopic(b)
+	subj, t := policy.SubjectOf(a.cred), benchZoneTopic(b)
 	ctx := context.Background()
 	b.ReportAllocs()
 	for b.Loop() {

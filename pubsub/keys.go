@@ -269,7 +269,7 @@ func (m *Mesh) answerKeyRequest(p peer.ID, req *keyRequest) keyResponse {
 	if mem.KeyPackage == nil {
 		return no("no key package presented")
 	}
-	if d := m.decide(policy.ActionSubscribe, t, memberSubject(mem)); !d.Allow {
+	if d := m.decide(policy.ActionSubscribe, t, mem.Subject()); !d.Allow {
 		return no("denied by policy")
 	}
 	var id KeyID

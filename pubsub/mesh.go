@@ -141,8 +141,9 @@ const (
 	SyncProtocol protocol.ID = "/ztmesh/sync/1.0.0"
 )
 
-// ErrDenied wraps a policy refusal of the node's own publish or subscribe.
-var ErrDenied = errors.New("denied by policy")
+// ErrDenied wraps a policy refusal of the node's own publish or subscribe;
+// it is policy.ErrDenied.
+var ErrDenied = policy.ErrDenied
 
 // Mesh is a node's zone messaging.
 type Mesh struct {
@@ -444,7 +445,7 @@ func (m *Mesh) filter(p peer.ID, name string) bool {
 		// zone's members.
 		return mem.Credential.Claims.InZone(t.Zone)
 	}
-	return m.decide(policy.ActionSubscribe, t, memberSubject(mem)).Allow
+	return m.decide(policy.ActionSubscribe, t, mem.Subject()).Allow
 }
 
 // AwaitMember returns the verified member behind p, waiting up to max while
@@ -474,21 +475,20 @@ func (m *Mesh) Allowed(a policy.Action, t Topic, mem Member) bool {
 	if mem.Quarantined {
 		return false
 	}
-	return m.decide(a, t, memberSubject(mem)).Allow
+	return m.decide(a, t, mem.Subject()).Allow
 }
 
-func memberSubject(mem Member) policy.Subject {
-	c := mem.Credential
-	return policy.Subject{
-		DID: c.Subject.String(), Role: c.Claims.Role, TrustScore: mem.TrustScore, Zones: c.Claims.Zones,
-		SoftwareVersion: c.Claims.SoftwareVersion, Capabilities: c.Claims.Capabilities,
-		Attested: mem.Attested, Quarantined: mem.Quarantined, CredentialID: c.ID, ValidUntil: c.Expires,
-	}
+// Subject is the member as the policy sees it: its credential's claims
+// with this node's view of its trust, attestation and quarantine.
+func (mem Member) Subject() policy.Subject {
+	s := policy.SubjectOf(mem.Credential)
+	s.TrustScore, s.Attested, s.Quarantined = mem.TrustScore, mem.Attested, mem.Quarantined
+	return s
 }
 
 func (m *Mesh) ownSubject() policy.Subject {
 	c := m.cfg.Credential()
-	return memberSubject(Member{Credential: c, TrustScore: c.Claims.TrustScore})
+	return policy.SubjectOf(c)
 }
 
 func (m *Mesh) decide(a policy.Action, t Topic, s policy.Subject) policy.Decision {

@@ -91,7 +91,7 @@ func (m *Mesh) checkZone(ctx context.Context, from peer.ID, msg *ps.Message) (ps
 		if mem.Quarantined {
 			return blame, "quarantined origin"
 		}
-		subject, originDID = memberSubject(mem), mem.Credential.Subject
+		subject, originDID = mem.Subject(), mem.Credential.Subject
 		limit = mem.RateLimit.normalized(limit)
 	}
 	if d := m.decide(policy.ActionPublish, t, subject); !d.Allow {
