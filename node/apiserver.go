@@ -137,7 +137,7 @@ func (a *apiServer) status(w http.ResponseWriter, _ *http.Request) {
 		ListenAddrs:    multiaddrStrings(n.ListenAddrs()),
 		Credential:     credentialJSON(n.cred.Load()),
 		PeersConnected: len(n.host.Network().Peers()),
-		PeersVerified:  n.registry.Len(),
+		PeersVerified:  n.roster.connected.Len(),
 		Revocations:    []api.Revocation{},
 		PolicyVersion:  n.policy.Version(),
 		PolicySource:   n.policy.Source(),
@@ -161,7 +161,7 @@ func (a *apiServer) peers(w http.ResponseWriter, _ *http.Request) {
 func (n *Node) Peers() []api.Peer {
 	out := []api.Peer{}
 	seen := map[string]bool{}
-	for _, p := range n.registry.List() {
+	for _, p := range n.roster.connected.List() {
 		c := credentialJSON(p.Credential)
 		tv := n.trustDetail(p.Credential)
 		out = append(out, api.Peer{

@@ -24,7 +24,7 @@ func (n *Node) onConnected(c network.Conn) {
 		n.mu.Unlock()
 		return
 	}
-	if _, verified := n.registry.Get(p); !verified && n.pending[p] == nil {
+	if _, verified := n.roster.Connected(p); !verified && n.pending[p] == nil {
 		grace := time.Duration(n.cfg.AuthGrace)
 		n.pending[p] = time.AfterFunc(grace, func() { n.graceExpired(p, grace) })
 	}
@@ -44,7 +44,7 @@ func (n *Node) onDisconnected(c network.Conn) {
 		delete(n.pending, p)
 	}
 	n.mu.Unlock()
-	if _, ok := n.registry.remove(p); ok {
+	if _, ok := n.roster.Remove(p); ok {
 		n.log.Info("peer disconnected", "event_type", "peer_disconnected", "peer", p.String())
 	}
 }
@@ -66,7 +66,7 @@ func (n *Node) graceExpired(p peer.ID, grace time.Duration) {
 	if closed {
 		return
 	}
-	if _, ok := n.registry.Get(p); ok || n.host.Network().Connectedness(p) != network.Connected {
+	if _, ok := n.roster.Connected(p); ok || n.host.Network().Connectedness(p) != network.Connected {
 		return
 	}
 	n.drop(p, "unauthenticated", fmt.Sprintf("no valid credential within the %s grace period", grace))
@@ -133,16 +133,12 @@ func (n *Node) handleAuth(s network.Stream) {
 			_, _ = io.Copy(io.Discard, io.LimitReader(s, 1))
 		}
 		s.Reset()
-		n.registry.remove(p)
+		n.roster.Remove(p)
 		n.clearPending(p)
 		_ = n.host.Network().ClosePeer(p)
 		return
 	}
-	_, renewed := n.registry.Get(p)
-	n.registry.put(Peer{ID: p, DID: cred.Subject, Credential: cred, KeyPackage: kp, VerifiedAt: n.now()})
-	n.seenMu.Lock()
-	n.seen[cred.Subject] = cred
-	n.seenMu.Unlock()
+	renewed := n.roster.Admit(Peer{ID: p, DID: cred.Subject, Credential: cred, KeyPackage: kp, VerifiedAt: n.now()})
 	n.clearPending(p)
 	n.metrics.handshake("accepted")
 	if err := writeFrame(s, result{V: handshakeVersion, Accepted: true}); err != nil {

@@ -86,7 +86,7 @@ func BenchmarkGossipSubScoreBaseline(b *testing.B) { benchmarkScore(b, -1) }
 
 func benchmarkScore(b *testing.B, ttl time.Duration) {
 	m := newMesh(b)
-	m.options = func(o *Options) { o.AppScoreTTL = ttl }
+	m.options = func(o *Options) { o.Test.AppScoreTTL = ttl }
 	x, y := m.start(), m.start()
 	connect(b, x, y)
 	eventually(b, 5*time.Second, "verified", func() bool { return verifiedBy(x, y.host.ID()) })

@@ -43,3 +43,47 @@ func (n *Node) keepConnected(ctx context.Context, ai peer.AddrInfo) {
 		}
 	}
 }
+
+// announceLoop announces this node once GossipSub has a peer on the control
+// topic, again 5 s later (members that connect in between learn it only
+// from the second), then every announceInterval, jittered by up to a fifth
+// so that nodes started together do not announce together. Announce is
+// also called on renewal. A part of the mesh that connects later learns
+// the member from the syncs of the nodes it connects to, and the parts
+// beyond those at its next announcement.
+func (n *Node) announceLoop(ctx context.Context) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	var next time.Time // zero: announce as soon as there is a peer
+	sent := 0
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if time.Now().Before(next) || n.roster.connected.Len() == 0 || n.mesh.AnnouncePeers() == 0 {
+			continue
+		}
+		if err := n.Announce(ctx); err != nil {
+			n.log.Debug("member announcement not published", "event_type", "announce_failed", "reason", err.Error())
+			continue
+		}
+		sent++
+		wait := 5 * time.Second
+		if sent >= 2 {
+			wait = announceInterval - rand.N(announceInterval/5)
+		}
+		next = time.Now().Add(wait)
+	}
+}
+
+// Announce publishes this node's member announcement on the member topics
+// of its zones.
+func (n *Node) Announce(ctx context.Context) error {
+	tok, err := n.roster.Announcement()
+	if err != nil {
+		return err
+	}
+	return n.mesh.PublishMember(ctx, tok)
+}

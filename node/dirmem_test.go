@@ -38,7 +38,7 @@ func TestDirectoryEntryCost(t *testing.T) {
 	runtime.GC()
 	runtime.ReadMemStats(&before)
 	for _, tok := range toks {
-		if _, err := a.ApplyMember("", tok); err != nil {
+		if _, err := a.roster.ApplyMember("", tok); err != nil {
 			t.Fatal(err)
 		}
 	}

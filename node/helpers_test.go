@@ -127,7 +127,7 @@ func (m *mesh) startIn2(id *did.Identity, dir string, opts ...nodeOpt) *testNode
 		o(&cfg)
 	}
 	logs := &logBuffer{}
-	o := Options{Identity: id, Logger: slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})), Now: m.clock.now, SeenTTL: m.seenTTL}
+	o := Options{Identity: id, Logger: slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})), Now: m.clock.now, Test: TestHooks{SeenTTL: m.seenTTL}}
 	if m.options != nil {
 		m.options(&o)
 	}
@@ -165,7 +165,7 @@ func eventually(t testing.TB, d time.Duration, what string, cond func() bool) {
 }
 
 func verifiedBy(a *testNode, p peer.ID) bool {
-	_, ok := a.registry.Get(p)
+	_, ok := a.roster.Connected(p)
 	return ok
 }
 

@@ -54,7 +54,7 @@ type trustCollector struct {
 
 func (c *trustCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.trust; ch <- c.quarantined }
 func (c *trustCollector) Collect(ch chan<- prometheus.Metric) {
-	for _, p := range c.n.registry.List() {
+	for _, p := range c.n.roster.connected.List() {
 		trust, _, q := c.n.standing(p.Credential)
 		ch <- prometheus.MustNewConstMetric(c.trust, prometheus.GaugeValue, trust, p.DID.String())
 		v := 0.0

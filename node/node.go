@@ -53,6 +53,14 @@ type Options struct {
 	Logger *slog.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Test holds hooks for tests and simulations. A daemon leaves it zero.
+	Test TestHooks
+}
+
+// TestHooks change what a node does in ways only tests and simulations
+// want: many nodes in one process, replays that outlive a cache, a node
+// that runs unapproved software. Their zero values are what a daemon does.
+type TestHooks struct {
 	// SeenTTL overrides GossipSub's seen-cache lifetime (tests of replays
 	// that outlive it).
 	SeenTTL time.Duration
@@ -63,8 +71,8 @@ type Options struct {
 	// negative: only when Attest is called).
 	AttestDelay time.Duration
 	// AppScoreTTL overrides how long GossipSub reuses a peer's standing as
-	// its score (0: appScoreTTL; negative: never reused). Tests that every
-	// change of standing is seen at once set it long.
+	// its score while the standing does not change (0: appScoreTTL;
+	// negative: never reused).
 	AppScoreTTL time.Duration
 	// NewHost, if set, builds the libp2p host instead of the TCP/QUIC one:
 	// simulations run many nodes on go-libp2p's mocknet. It must use key
@@ -79,24 +87,24 @@ type Options struct {
 
 // Node is a running ztmesh peer.
 type Node struct {
-	cfg      Config
-	s        *settings
-	id       *did.Identity
-	log      *slog.Logger
-	now      func() time.Time
-	verifier *did.Verifier
-	policy   *policy.Engine
-	mesh     *pubsub.Mesh
-	states   *states
-	host     host.Host
-	registry *Registry
-	metrics  *metrics
-	cred     atomic.Pointer[did.Credential] // our own, verified
+	cfg       Config
+	s         *settings
+	id        *did.Identity
+	log       *slog.Logger
+	now       func() time.Time
+	verifier  *did.Verifier
+	policy    *policy.Engine
+	host      host.Host
+	mesh      *pubsub.Mesh
+	states    *states
+	roster    *roster
+	standings standingVersions // what GossipSub's score memo keys on
+	metrics   *metrics
+	cred      atomic.Pointer[did.Credential] // our own, verified
 
 	mu      sync.Mutex
 	pending map[peer.ID]*time.Timer // connected peers awaiting the handshake
 	closed  bool
-	seenTTL time.Duration
 
 	revMu    sync.Mutex // serializes revocation reloads
 	revStamp fileStamp
@@ -111,21 +119,14 @@ type Node struct {
 	binaryHash  string
 	started     time.Time
 	attestDelay time.Duration
-	scoreTTL    time.Duration // pubsub.Config.AppScoreTTL
-
-	dirMu     sync.Mutex
-	directory map[peer.ID]dirEntry         // members known from their announcements
-	dirSeen   map[[32]byte]*did.Credential // announcement hashes: verified (its credential) or being verified (nil)
-
-	seenMu sync.Mutex
-	seen   map[did.DID]*did.Credential // the last credential each peer presented
 
 	polMu    sync.Mutex // serializes policy reloads and bundles
 	polStamp fileStamp
 	bundle   []byte // the signed policy bundle in force, if any
 
-	ctx       context.Context
+	ctx       context.Context // until Close, or the end of Start's context
 	cancel    context.CancelFunc
+	stopAfter func() bool // unhooks cancel from Start's context
 	wg        sync.WaitGroup
 	api       *apiServer
 	metricSrv *http.Server
@@ -134,9 +135,11 @@ type Node struct {
 
 // New builds a node from cfg: it loads the identity, verifies the node's own
 // credential against the pinned issuers (a node never starts with a
-// credential its peers would refuse) and creates the libp2p host, listening
-// but not yet handling handshakes. Call Start, then Close.
-func New(cfg Config, opts Options) (*Node, error) {
+// credential its peers would refuse), creates the libp2p host and the
+// zone mesh, listening but not yet handling handshakes (a peer that
+// connects before Start waits for it to be verified). Call Start, then
+// Close.
+func New(cfg Config, opts Options) (_ *Node, err error) {
 	if cfg.Dir != "" {
 		abs, err := filepath.Abs(cfg.Dir) // the API address written to api.addr must work from any cwd
 		if err != nil {
@@ -155,19 +158,12 @@ func New(cfg Config, opts Options) (*Node, error) {
 		id:          opts.Identity,
 		log:         opts.Logger,
 		now:         opts.Now,
-		registry:    newRegistry(),
 		pending:     map[peer.ID]*time.Timer{},
-		seen:        map[did.DID]*did.Credential{},
-		directory:   map[peer.ID]dirEntry{},
-		dirSeen:     map[[32]byte]*did.Credential{},
 		trust:       trustBook{peers: map[did.DID]*peerTrust{}},
 		evidence:    map[did.DID]*attest.Evidence{},
 		challenged:  map[peer.ID]time.Time{},
-		seenTTL:     opts.SeenTTL,
-		attestDelay: cmp.Or(opts.AttestDelay, 2*time.Second),
-		scoreTTL:    cmp.Or(opts.AppScoreTTL, appScoreTTL),
+		attestDelay: cmp.Or(opts.Test.AttestDelay, 2*time.Second),
 	}
-	n.registry.changed = n.forgetScore
 	if n.now == nil {
 		n.now = time.Now
 	}
@@ -184,17 +180,15 @@ func New(cfg Config, opts Options) (*Node, error) {
 	if n.verifier, err = did.NewVerifier(s.issuers); err != nil {
 		return nil, err
 	}
-	if n.policy, err = policy.New(policy.WithLogger(n.log), policy.WithNow(n.now), policy.WithCompiles(opts.PolicyCompiles)); err != nil {
+	if n.policy, err = policy.New(policy.WithLogger(n.log), policy.WithNow(n.now), policy.WithCompiles(opts.Test.PolicyCompiles)); err != nil {
 		return nil, err
 	}
-	if cfg.Policy != "" {
-		if err := n.ReloadPolicy(); err != nil {
-			return nil, err
-		}
+	if _, err := n.loadPolicyFile(); err != nil {
+		return nil, err
 	}
 	n.references = attest.NewReferences(n.verifier.Trusts)
 	n.started = n.now()
-	if n.binaryHash = opts.BinarySHA256; n.binaryHash == "" {
+	if n.binaryHash = opts.Test.BinarySHA256; n.binaryHash == "" {
 		m, err := attest.Measure(attest.MeasureOptions{})
 		if err != nil {
 			return nil, fmt.Errorf("measure own binary: %w", err)
@@ -207,7 +201,7 @@ func New(cfg Config, opts Options) (*Node, error) {
 		}
 	}
 	if cfg.Revocations != "" && fileExists(cfg.Revocations) {
-		if err := n.ReloadRevocations(); err != nil {
+		if _, err := n.loadRevocationsFile(); err != nil {
 			return nil, err
 		}
 	}
@@ -227,16 +221,42 @@ func New(cfg Config, opts Options) (*Node, error) {
 
 	n.metrics = newMetrics(
 		func() float64 { return float64(len(n.host.Network().Peers())) },
-		func() float64 { return float64(n.registry.Len()) })
+		func() float64 { return float64(n.roster.connected.Len()) })
 	newHost := n.newHost
-	if opts.NewHost != nil {
+	if opts.Test.NewHost != nil {
 		newHost = func() (host.Host, error) {
-			return opts.NewHost(n.id.LibP2PKey(), n.newGater())
+			return opts.Test.NewHost(n.id.LibP2PKey(), n.newGater())
 		}
 	}
 	if n.host, err = newHost(); err != nil {
 		return nil, err
 	}
+	n.ctx, n.cancel = context.WithCancel(context.Background())
+	defer func() {
+		if err != nil {
+			n.cancel()
+			if n.mesh != nil {
+				n.mesh.Close()
+			}
+			n.host.Close()
+		}
+	}()
+	n.roster = newRoster(n.verifier, n.now, rosterSelf{
+		id: n.host.ID(), did: n.id.DID(), credential: n.cred.Load,
+		keyPackage: func() []byte { return n.mesh.KeyPackage() },
+		addrs:      n.host.Addrs,
+	}, n.host.Peerstore(), n.standings.changed)
+	n.mesh, err = pubsub.New(n.ctx, n.host, pubsub.Config{
+		Mesh: n.cfg.Mesh, Identity: n.id, Credential: n.cred.Load, Policy: n.policy,
+		Members: members{n}, Control: controller{n}, Directory: n.roster, Logger: n.log, Now: n.now,
+		MaxSkew: time.Duration(n.cfg.MaxSkew), RotateEvery: time.Duration(n.cfg.KeyRotation), Suite: n.cfg.KeySuite,
+		SeenTTL: opts.Test.SeenTTL, OnReject: n.onReject, RateLimit: n.s.rateLimit,
+		AppScoreTTL: cmp.Or(opts.Test.AppScoreTTL, appScoreTTL),
+	})
+	if err != nil {
+		return nil, err
+	}
+	n.metrics.registerZones(n)
 	return n, nil
 }
 
@@ -288,27 +308,15 @@ func (n *Node) newGater() *gater {
 }
 
 // Start begins handling handshakes and runs the node's background work
-// (expiry, revocation file, bootstrap, mDNS, local API, metrics) until Close.
+// (expiry, revocation file, bootstrap, mDNS, local API, metrics) until Close
+// or the end of ctx.
 func (n *Node) Start(ctx context.Context) error {
-	n.ctx, n.cancel = context.WithCancel(ctx)
-	var err error
-	n.mesh, err = pubsub.New(n.ctx, n.host, pubsub.Config{
-		Mesh: n.cfg.Mesh, Identity: n.id, Credential: n.cred.Load, Policy: n.policy,
-		Members: n, Control: n, Logger: n.log, Now: n.now,
-		MaxSkew: time.Duration(n.cfg.MaxSkew), RotateEvery: time.Duration(n.cfg.KeyRotation), Suite: n.cfg.KeySuite,
-		SeenTTL: n.seenTTL, OnReject: n.onReject, RateLimit: n.s.rateLimit,
-		AppScoreTTL: n.scoreTTL,
-	})
-	if err != nil {
-		n.cancel()
-		return err
-	}
-	n.metrics.registerZones(n)
+	n.stopAfter = context.AfterFunc(ctx, n.cancel)
 	if err := n.openStates(); err != nil {
-		n.mesh.Close()
-		n.cancel()
+		n.Close()
 		return err
 	}
+	var err error
 	n.host.SetStreamHandler(AttestProtocol, n.handleChallenge)
 	n.host.SetStreamHandler(AuthProtocol, n.handleAuth)
 	n.host.Network().Notify(&network.NotifyBundle{
@@ -392,9 +400,10 @@ func (n *Node) Close() error {
 		t.Stop()
 	}
 	n.mu.Unlock()
-	if n.cancel != nil {
-		n.cancel()
+	if n.stopAfter != nil {
+		n.stopAfter()
 	}
+	n.cancel()
 	var errs []error
 	if n.api != nil {
 		errs = append(errs, n.api.close())
@@ -408,9 +417,7 @@ func (n *Node) Close() error {
 	if n.states != nil {
 		errs = append(errs, n.states.close())
 	}
-	if n.mesh != nil {
-		errs = append(errs, n.mesh.Close())
-	}
+	errs = append(errs, n.mesh.Close())
 	errs = append(errs, n.host.Close())
 	n.wg.Wait()
 	n.log.Info("node stopped", "event_type", "node_stopped")
@@ -423,27 +430,11 @@ func (n *Node) DID() did.DID { return n.id.DID() }
 // Host is the node's libp2p host.
 func (n *Node) Host() host.Host { return n.host }
 
-// Registry is the node's registry of verified peers.
-func (n *Node) Registry() *Registry { return n.registry }
+// Registry is the node's registry of verified connected peers.
+func (n *Node) Registry() *Registry { return n.roster.connected }
 
 // Credential is the node's own current credential.
 func (n *Node) Credential() *did.Credential { return n.cred.Load() }
-
-// credentialOf returns the credential of a member, for authorizing its
-// writes: ours, a connected peer's, or the last one a peer presented while
-// it is still valid and not revoked. nil if the node never verified it.
-func (n *Node) credentialOf(d did.DID) *did.Credential {
-	if d == n.id.DID() {
-		return n.cred.Load()
-	}
-	n.seenMu.Lock()
-	c := n.seen[d]
-	n.seenMu.Unlock()
-	if c == nil || n.now().After(c.Expires.Add(did.DefaultClockSkew)) || n.verifier.Revocations().Check(c) != nil {
-		return nil
-	}
-	return c
-}
 
 // Mesh is the node's zone messaging.
 func (n *Node) Mesh() *pubsub.Mesh { return n.mesh }
@@ -492,7 +483,7 @@ func (n *Node) expiryLoop(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		for _, p := range n.registry.expired(n.now(), did.DefaultClockSkew) {
+		for _, p := range n.roster.connected.expired(n.now(), did.DefaultClockSkew) {
 			n.drop(p.ID, "expired", fmt.Sprintf("credential %s expired at %s", p.Credential.ID, p.Credential.Expires.Format(time.RFC3339)))
 		}
 	}
@@ -500,7 +491,7 @@ func (n *Node) expiryLoop(ctx context.Context) {
 
 // drop removes a peer from the registry and closes its connections.
 func (n *Node) drop(p peer.ID, reason, detail string) {
-	n.registry.remove(p)
+	n.roster.Remove(p)
 	n.metrics.refusal(reason)
 	n.log.Warn("peer dropped", "event_type", "peer_dropped", "peer", p.String(), "reason", reason, "detail", detail)
 	if err := n.host.Network().ClosePeer(p); err != nil {

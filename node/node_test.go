@@ -36,7 +36,7 @@ func TestNodesVerifyEachOther(t *testing.T) {
 			}
 		}
 	}
-	p, _ := a.registry.Get(b.host.ID())
+	p, _ := a.roster.Connected(b.host.ID())
 	if p.DID != b.DID() || p.Credential.Claims.Role != "vehicle" {
 		t.Fatalf("registry entry %+v", p)
 	}
@@ -276,7 +276,7 @@ func TestRenewalKeepsConnection(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventually(t, 5*time.Second, "a sees the renewed credential", func() bool {
-		p, ok := a.registry.Get(b.host.ID())
+		p, ok := a.roster.Connected(b.host.ID())
 		return ok && p.Credential.ID == c.ID
 	})
 	after := a.host.Network().ConnsToPeer(b.host.ID())

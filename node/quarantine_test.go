@@ -56,9 +56,9 @@ func evidenceOf(t *testing.T, n *testNode, at time.Time, binary string) []byte {
 // that the judge acts only on evidence that fails by its own reckoning.
 func TestQuarantineAnnouncementJudged(t *testing.T) {
 	m := newMesh(t)
-	m.options = func(o *Options) { o.AttestDelay = -1 }
+	m.options = func(o *Options) { o.Test.AttestDelay = -1 }
 	a, b, c, d := m.startIn([]string{"north"}), m.startIn([]string{"north"}), m.startIn([]string{"north"}), m.startIn([]string{"north"})
-	m.options = func(o *Options) { o.AttestDelay = -1; o.BinarySHA256 = badBinary }
+	m.options = func(o *Options) { o.Test.AttestDelay = -1; o.Test.BinarySHA256 = badBinary }
 	x := m.startIn([]string{"north"})
 	verifiedMesh(t, a, b, c, d, x)
 	ref := approve(t, m, 1)
@@ -163,9 +163,9 @@ func TestQuarantineAnnouncementJudged(t *testing.T) {
 // control topic, checks it and quarantines x too.
 func TestQuarantineAnnouncementReachesNodeThatMissedTheEvidence(t *testing.T) {
 	m := newMesh(t)
-	m.options = func(o *Options) { o.AttestDelay = -1 }
+	m.options = func(o *Options) { o.Test.AttestDelay = -1 }
 	a, d := m.startIn([]string{"north"}), m.startIn([]string{"north"})
-	m.options = func(o *Options) { o.AttestDelay = -1; o.BinarySHA256 = badBinary }
+	m.options = func(o *Options) { o.Test.AttestDelay = -1; o.Test.BinarySHA256 = badBinary }
 	x := m.startIn([]string{"north"})
 	verifiedMesh(t, a, d, x)
 	ref := approve(t, m, 1)
@@ -208,7 +208,7 @@ func TestQuarantineAnnouncementReachesNodeThatMissedTheEvidence(t *testing.T) {
 // which passes. Nobody quarantines it, and it keeps receiving zone traffic.
 func TestForgedQuarantineAnnouncementIgnored(t *testing.T) {
 	m := newMesh(t)
-	m.options = func(o *Options) { o.AttestDelay = -1 }
+	m.options = func(o *Options) { o.Test.AttestDelay = -1 }
 	a, b, c, liar := m.startIn([]string{"north"}), m.startIn([]string{"north"}), m.startIn([]string{"north"}), m.startIn([]string{"north"})
 	all := []*testNode{a, b, c, liar}
 	verifiedMesh(t, all...)

@@ -27,27 +27,42 @@ type fileStamp struct {
 // disconnected at once; revoked DIDs are refused by the connection gater
 // from then on.
 func (n *Node) ReloadRevocations() error {
+	changed, err := n.loadRevocationsFile()
+	if changed {
+		n.enforceRevocations()
+	}
+	return err
+}
+
+// loadRevocationsFile applies the configured revocation list file to the
+// verifier, without acting on the peers it revokes (New, before there are
+// any).
+func (n *Node) loadRevocationsFile() (bool, error) {
 	if n.cfg.Revocations == "" {
-		return nil
+		return false, nil
 	}
 	n.revMu.Lock()
 	n.revStamp = pathStamp(n.cfg.Revocations)
 	n.revMu.Unlock()
 	data, err := did.ReadFileLimited(n.cfg.Revocations, did.MaxRevocationListSize)
 	if err != nil {
-		return fmt.Errorf("revocation list: %w", err)
+		return false, fmt.Errorf("revocation list: %w", err)
 	}
-	_, err = n.applyRevocations(data, "file "+n.cfg.Revocations)
-	return err
+	return n.updateRevocations(data, "file "+n.cfg.Revocations)
 }
 
-// ApplyRevocations applies a revocation list from the control topic or a
-// peer's sync (pubsub.ControlHandler).
-func (n *Node) ApplyRevocations(token []byte) (bool, error) {
-	return n.applyRevocations(token, "mesh")
-}
-
+// applyRevocations applies a revocation list from the control topic or a
+// peer's sync (pubsub.Control) and disconnects the peers it revokes.
 func (n *Node) applyRevocations(token []byte, source string) (bool, error) {
+	changed, err := n.updateRevocations(token, source)
+	if changed {
+		n.enforceRevocations()
+	}
+	return changed, err
+}
+
+// updateRevocations puts a revocation list in force in the verifier.
+func (n *Node) updateRevocations(token []byte, source string) (bool, error) {
 	n.revMu.Lock()
 	defer n.revMu.Unlock()
 	list, changed, err := n.verifier.Revocations().Update(token)
@@ -60,12 +75,9 @@ func (n *Node) applyRevocations(token []byte, source string) (bool, error) {
 	if !changed {
 		return false, nil
 	}
-	n.forgetScores()
+	n.standings.changedAll()
 	n.log.Info("revocation list applied", "event_type", "revocations_applied", "source", source, "issuer", list.Issuer.String(),
 		"version", list.Version, "credentials", len(list.Credentials), "subjects", len(list.Subjects))
-	if n.host != nil {
-		n.enforceRevocations()
-	}
 	return true, nil
 }
 
@@ -73,10 +85,10 @@ func (n *Node) applyRevocations(token []byte, source string) (bool, error) {
 func (n *Node) enforceRevocations() {
 	rev := n.verifier.Revocations()
 	removed := 0
-	for _, p := range n.registry.List() {
+	for _, p := range n.roster.connected.List() {
 		if err := rev.Check(p.Credential); err != nil {
 			n.drop(p.ID, "revoked", oneLine(err))
-			if rev.SubjectRevoked(p.DID) && n.mesh != nil {
+			if rev.SubjectRevoked(p.DID) {
 				n.mesh.Blacklist(p.ID)
 			}
 			removed++
@@ -86,15 +98,13 @@ func (n *Node) enforceRevocations() {
 	for _, p := range n.host.Network().Peers() {
 		if d, err := did.DIDFromPeerID(p); err == nil && rev.SubjectRevoked(d) {
 			n.drop(p, "revoked", "subject "+d.String()+" revoked")
-			if n.mesh != nil {
-				n.mesh.Blacklist(p)
-			}
+			n.mesh.Blacklist(p)
 			removed++
 		}
 	}
 	// Whatever a removed member could read, it could read only with our
 	// current sender keys: replace them.
-	if removed > 0 && n.mesh != nil {
+	if removed > 0 {
 		n.mesh.RotateKeys("revocation")
 	}
 }

@@ -14,10 +14,14 @@ import (
 // checks that GossipSub's score is the fresh one at once.
 func TestGossipSubScoreSeesEveryStandingChange(t *testing.T) {
 	m := newMesh(t)
-	m.options = func(o *Options) { o.AttestDelay = -1; o.AppScoreTTL = time.Hour }
+	m.options = func(o *Options) { o.Test.AttestDelay = -1; o.Test.AppScoreTTL = time.Hour }
 	north := []string{"north"}
 	a, b, d := m.startIn(north), m.startIn(north), m.startIn(north)
-	m.options = func(o *Options) { o.AttestDelay = -1; o.AppScoreTTL = time.Hour; o.BinarySHA256 = badBinary }
+	m.options = func(o *Options) {
+		o.Test.AttestDelay = -1
+		o.Test.AppScoreTTL = time.Hour
+		o.Test.BinarySHA256 = badBinary
+	}
 	x := m.startIn(north)
 
 	const unverified = -60 // pubsub's score of a peer that is not a verified member
@@ -61,12 +65,12 @@ func TestGossipSubScoreSeesEveryStandingChange(t *testing.T) {
 	seen("x verified", x, positive)
 
 	// d is not connected: a knows it from its announcement.
-	tok, err := d.announcementToken()
+	tok, err := d.roster.Announcement()
 	if err != nil {
 		t.Fatal(err)
 	}
 	score(d) // remembered: unverified
-	if _, err := a.ApplyMember("", tok); err != nil {
+	if _, err := a.roster.ApplyMember("", tok); err != nil {
 		t.Fatal(err)
 	}
 	check("d in the directory", d, positive)
@@ -129,7 +133,7 @@ func TestGossipSubScoreSeesEveryStandingChange(t *testing.T) {
 	}
 	score(b)
 	score(d)
-	if _, err := a.ApplyRevocations([]byte(list)); err != nil {
+	if _, err := (controller{a.Node}).ApplyRevocations([]byte(list)); err != nil {
 		t.Fatal(err)
 	}
 	check("b revoked", b, isUnverified)

@@ -124,7 +124,7 @@ func (s *states) get(zone, name string, kind crdt.Kind) (*crdt.Replica, error) {
 	s.open[k] = o
 	s.n.goLoop(func(ctx context.Context) { s.receive(ctx, o) })
 	// Catch up with whoever is connected now.
-	for _, p := range s.n.registry.List() {
+	for _, p := range s.n.roster.connected.List() {
 		s.n.goLoop(func(ctx context.Context) { s.reconcile(ctx, p.ID, o) })
 	}
 	return r, nil
@@ -149,7 +149,7 @@ func (t stateTransport) Broadcast(ctx context.Context, _ string, delta []byte) e
 // and quarantine; our own writes carry our credential's score.
 func (s *states) authorizer(t pubsub.Topic) crdt.Authorizer {
 	return func(origin did.DID, state, key string) error {
-		cred := s.n.credentialOf(origin)
+		cred := s.n.roster.Credential(origin)
 		if cred == nil {
 			return fmt.Errorf("writer %s is not a member known to this node", origin)
 		}
@@ -291,7 +291,7 @@ func (s *states) antiEntropyLoop(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		peers := s.n.registry.List()
+		peers := s.n.roster.connected.List()
 		if len(peers) == 0 {
 			continue
 		}

@@ -138,9 +138,7 @@ const appScoreTTL = time.Second
 // forgetScore makes GossipSub score p afresh from its standing; the node
 // calls it after each change to p's standing.
 func (n *Node) forgetScore(p peer.ID) {
-	if n.mesh != nil {
-		n.mesh.ForgetScore(p)
-	}
+	n.standings.changed(p)
 }
 
 // forgetScoreOf is forgetScore for the holder of d.
@@ -153,9 +151,7 @@ func (n *Node) forgetScoreOf(d did.DID) {
 // forgetScores makes GossipSub score every peer afresh, after a change
 // that may touch any standing (revocations, reference values).
 func (n *Node) forgetScores() {
-	if n.mesh != nil {
-		n.mesh.ForgetScores()
-	}
+	n.standings.changedAll()
 }
 
 // standing returns a verified peer's effective trust, attestation and
@@ -258,14 +254,14 @@ func (n *Node) graylisted(cred *did.Credential) (bool, float64) {
 
 // reassessAll re-scores every verified peer (stale evidence fades).
 func (n *Node) reassessAll(why string) {
-	for _, p := range n.registry.List() {
+	for _, p := range n.roster.connected.List() {
 		n.reassess(p.Credential, why)
 	}
 }
 
 // onReject counts a rejected zone message against the peer that forwarded it.
 func (n *Node) onReject(forwarder peer.ID, reason string) {
-	p, ok := n.registry.Get(forwarder)
+	p, ok := n.roster.connected.Get(forwarder)
 	if !ok {
 		return
 	}
@@ -400,7 +396,7 @@ func (n *Node) lastEvidence() []*attest.Evidence {
 }
 
 func (n *Node) peerByDID(d did.DID) (Peer, bool) {
-	for _, p := range n.registry.List() {
+	for _, p := range n.roster.connected.List() {
 		if p.DID == d {
 			return p, true
 		}

@@ -27,7 +27,7 @@ func approve(t *testing.T, m *mesh, version uint64) []byte {
 }
 
 func quarantinedBy(n *testNode, x *testNode) bool {
-	p, ok := n.registry.Get(x.host.ID())
+	p, ok := n.roster.Connected(x.host.ID())
 	if !ok {
 		return false
 	}
@@ -41,14 +41,14 @@ func quarantinedBy(n *testNode, x *testNode) bool {
 // traffic.
 func TestUnapprovedBinaryQuarantined(t *testing.T) {
 	m := newMesh(t)
-	m.options = func(o *Options) { o.AttestDelay = -1 }
+	m.options = func(o *Options) { o.Test.AttestDelay = -1 }
 	var good []*testNode
 	for i := 0; i < 4; i++ {
 		good = append(good, m.startIn([]string{"north"}))
 	}
 	m.options = func(o *Options) {
-		o.AttestDelay = -1
-		o.BinarySHA256 = "0000000000000000000000000000000000000000000000000000000000000bad"
+		o.Test.AttestDelay = -1
+		o.Test.BinarySHA256 = "0000000000000000000000000000000000000000000000000000000000000bad"
 	}
 	bad := m.startIn([]string{"north"})
 	all := append(append([]*testNode{}, good...), bad)
@@ -117,7 +117,7 @@ func TestUnapprovedBinaryQuarantined(t *testing.T) {
 
 func TestStaleEvidenceQuarantines(t *testing.T) {
 	m := newMesh(t)
-	m.options = func(o *Options) { o.AttestDelay = -1 }
+	m.options = func(o *Options) { o.Test.AttestDelay = -1 }
 	a, b := m.startIn([]string{"north"}), m.startIn([]string{"north"})
 	verifiedMesh(t, a, b)
 	ref := approve(t, m, 1)
@@ -131,7 +131,7 @@ func TestStaleEvidenceQuarantines(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventually(t, 3*time.Second, "a holds b's passing evidence", func() bool {
-		p, _ := a.registry.Get(b.host.ID())
+		p, _ := a.roster.Connected(b.host.ID())
 		tv := a.trustDetail(p.Credential)
 		return !tv.pending && tv.trust > 0.7 && tv.quarantine == "" // pending would be 0.9 without evidence
 	})
@@ -143,7 +143,7 @@ func TestStaleEvidenceQuarantines(t *testing.T) {
 
 func TestForgedEvidenceRefused(t *testing.T) {
 	m := newMesh(t)
-	m.options = func(o *Options) { o.AttestDelay = -1 }
+	m.options = func(o *Options) { o.Test.AttestDelay = -1 }
 	a, b, c := m.startIn([]string{"north"}), m.startIn([]string{"north"}), m.startIn([]string{"north"})
 	verifiedMesh(t, a, b, c)
 	evB, err := b.Evidence()
@@ -176,11 +176,11 @@ func TestForgedEvidenceRefused(t *testing.T) {
 
 func TestChallengeGivesFreshEvidence(t *testing.T) {
 	m := newMesh(t)
-	m.options = func(o *Options) { o.AttestDelay = -1 }
+	m.options = func(o *Options) { o.Test.AttestDelay = -1 }
 	a, b := m.startIn([]string{"north"}), m.startIn([]string{"north"})
 	m.options = func(o *Options) {
-		o.AttestDelay = -1
-		o.BinarySHA256 = "00000000000000000000000000000000000000000000000000000000000000ff"
+		o.Test.AttestDelay = -1
+		o.Test.BinarySHA256 = "00000000000000000000000000000000000000000000000000000000000000ff"
 	}
 	x := m.startIn([]string{"north"})
 	ref := approve(t, m, 1)
@@ -217,8 +217,8 @@ func TestRateLimitViolationsLowerTrust(t *testing.T) {
 	got := collect(t, r, "north", "maps")
 	publishUntil(t, h, "north", "maps", "h warm-up", got.has)
 	publishUntil(t, f, "north", "maps", "f warm-up", got.has)
-	pf, _ := r.registry.Get(f.host.ID())
-	ph, _ := r.registry.Get(h.host.ID())
+	pf, _ := r.roster.Connected(f.host.ID())
+	ph, _ := r.roster.Connected(h.host.ID())
 	ctx := context.Background()
 
 	stop := make(chan struct{})
@@ -308,12 +308,12 @@ func TestRateLimitViolationsLowerTrust(t *testing.T) {
 // attest. Once that time is over, an unattested peer is scored as such.
 func TestNewReferencesLeaveTimeToAttest(t *testing.T) {
 	m := newMesh(t)
-	m.options = func(o *Options) { o.AttestDelay = -1 }
+	m.options = func(o *Options) { o.Test.AttestDelay = -1 }
 	a, b := m.startIn([]string{"north"}), m.startIn([]string{"north"})
 	verifiedMesh(t, a, b)
 	got := collect(t, a, "north", "maps")
 	publishUntil(t, b, "north", "maps", "before", got.has)
-	p, _ := a.registry.Get(b.host.ID())
+	p, _ := a.roster.Connected(b.host.ID())
 
 	ref := approve(t, m, 1)
 	for _, n := range []*testNode{a, b} {

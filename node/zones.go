@@ -4,7 +4,6 @@ import (
 	"errors"
 
 	"fmt"
-	"github.com/ztmesh/ztmesh/did"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -15,15 +14,12 @@ import (
 	"github.com/ztmesh/ztmesh/pubsub"
 )
 
-// Member implements pubsub.Members: a verified peer with its credential and
-// key package. Trust is the credential's until attestation adjusts it.
+// Member returns a member of the mesh this node holds, connected or known
+// from its announcement, with this node's view of it: its effective trust,
+// attestation, quarantine and rate limit.
 func (n *Node) Member(p peer.ID) (pubsub.Member, bool) {
-	cred, kp := (*did.Credential)(nil), (*pubsub.KeyPackage)(nil)
-	if e, ok := n.registry.Get(p); ok {
-		cred, kp = e.Credential, e.KeyPackage
-	} else if e, ok := n.directoryMember(p); ok {
-		cred, kp = e.cred, e.kp // not connected: known from its announcement
-	} else {
+	cred, kp, ok := n.roster.Member(p)
+	if !ok {
 		return pubsub.Member{}, false
 	}
 	trust, attested, quarantine := n.standing(cred)
@@ -31,9 +27,33 @@ func (n *Node) Member(p peer.ID) (pubsub.Member, bool) {
 		Attested: attested, Quarantined: quarantine != "", RateLimit: n.s.rateLimit}, true
 }
 
-// ControlState implements pubsub.ControlHandler: the revocation lists,
-// policy bundle and reference values in force, for late joiners.
-func (n *Node) ControlState() pubsub.ControlState {
+// members is the node as pubsub.Members: the roster's members with the
+// trust book's standing, versioned by what both report changing.
+type members struct{ n *Node }
+
+func (m members) Member(p peer.ID) (pubsub.Member, bool) { return m.n.Member(p) }
+
+func (m members) StandingVersion(p peer.ID) uint64 { return m.n.standings.of(p) }
+
+// controller is the node as pubsub.Control: the content of the control topic
+// goes to the verifier (revocations), the policy engine (bundles) and the
+// trust book (reference values, evidence, quarantine announcements).
+type controller struct{ n *Node }
+
+func (c controller) ApplyRevocations(token []byte) (bool, error) {
+	return c.n.applyRevocations(token, "mesh")
+}
+func (c controller) ApplyPolicyBundle(token []byte) (bool, error) { return c.n.applyBundle(token) }
+func (c controller) ApplyReference(token []byte) (bool, error)    { return c.n.ApplyReference(token) }
+func (c controller) ApplyEvidence(origin peer.ID, token []byte) (bool, error) {
+	return c.n.ApplyEvidence(origin, token)
+}
+func (c controller) ApplyQuarantine(token []byte) (bool, error) { return c.n.ApplyQuarantine(token) }
+func (c controller) ControlState() pubsub.ControlState          { return c.n.controlState() }
+
+// controlState is the revocation lists, policy bundle and reference values
+// in force, for late joiners.
+func (n *Node) controlState() pubsub.ControlState {
 	var st pubsub.ControlState
 	for _, l := range n.verifier.Revocations().Lists() {
 		st.Revocations = append(st.Revocations, []byte(l.Raw))
@@ -47,9 +67,9 @@ func (n *Node) ControlState() pubsub.ControlState {
 	return st
 }
 
-// ApplyPolicyBundle implements pubsub.ControlHandler: verify a signed
-// bundle (pinned issuer, newer version, compiles) and swap the policy.
-func (n *Node) ApplyPolicyBundle(token []byte) (bool, error) {
+// applyBundle verifies a signed policy bundle from the control topic
+// (pinned issuer, newer version, compiles) and swaps the policy.
+func (n *Node) applyBundle(token []byte) (bool, error) {
 	n.polMu.Lock()
 	if n.bundle != nil && string(n.bundle) == string(token) {
 		n.polMu.Unlock()
@@ -74,38 +94,42 @@ func (n *Node) ApplyPolicyBundle(token []byte) (bool, error) {
 // does not compile is refused and the old one stays in force. While a
 // signed bundle from the mesh is in force, the file is not reloaded.
 func (n *Node) ReloadPolicy() error {
+	loaded, err := n.loadPolicyFile()
+	if loaded {
+		n.policyChanged()
+	}
+	return err
+}
+
+// loadPolicyFile puts the configured policy file in force, without acting
+// on the peers it may now refuse (New, before there are any).
+func (n *Node) loadPolicyFile() (loaded bool, err error) {
 	if n.cfg.Policy == "" {
-		return nil
+		return false, nil
 	}
 	n.polMu.Lock()
 	n.polStamp = pathStamp(n.cfg.Policy)
 	if n.bundle != nil {
 		n.polMu.Unlock()
 		n.log.Warn("policy file not reloaded: a signed bundle is in force", "event_type", "policy_reload_skipped", "version", n.policy.Version())
-		return nil
+		return false, nil
 	}
-	err := n.policy.LoadPath(n.cfg.Policy)
+	err = n.policy.LoadPath(n.cfg.Policy)
 	n.polMu.Unlock()
 	if err != nil {
 		n.log.Error("policy file refused", "event_type", "policy_refused", "file", n.cfg.Policy, "reason", oneLine(err))
-		return fmt.Errorf("policy %s: %w", n.cfg.Policy, err)
+		return false, fmt.Errorf("policy %s: %w", n.cfg.Policy, err)
 	}
 	n.log.Info("policy loaded", "event_type", "policy_applied", "source", n.policy.Source(), "version", n.policy.Version())
-	if n.host != nil {
-		n.policyChanged()
-	}
-	return nil
+	return true, nil
 }
 
 // policyChanged enforces a new policy: new sender keys (only members the
 // new policy allows can pull them) and peers subscribed where they may no
 // longer be are disconnected, to rejoin under the new rules.
 func (n *Node) policyChanged() {
-	if n.mesh == nil {
-		return
-	}
 	n.mesh.RotateKeys("policy changed")
-	for _, p := range n.registry.List() {
+	for _, p := range n.roster.connected.List() {
 		if n.mesh.Disallowed(p.ID) {
 			n.drop(p.ID, "policy", "the policy no longer allows a topic it is subscribed to")
 		}

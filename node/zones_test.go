@@ -477,7 +477,7 @@ func TestZoneMessagesAcrossHops(t *testing.T) {
 		t.Fatal("a and c should not be connected yet")
 	}
 	eventually(t, 10*time.Second, "c knows a from its announcement", func() bool {
-		_, ok := c.directoryMember(a.host.ID())
+		_, ok := c.roster.announced(a.host.ID())
 		return ok
 	})
 	gotB := collect(t, b, "north", "maps")

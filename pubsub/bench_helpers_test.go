@@ -225,9 +225,10 @@ func benchNode(owner testing.TB, iss *did.Identity, ver *did.Verifier, zones []s
 		return nil, err
 	}
 	members := &testMembers{m: map[peer.ID]Member{}}
+	ctl := &testControl{ver: ver, pol: pol}
 	mesh, err := New(context.Background(), h, Config{
 		Mesh: "fleet", Identity: id, Credential: func() *did.Credential { return cred }, Policy: pol,
-		Members: members, Control: &testControl{ver: ver, pol: pol},
+		Members: members, Control: ctl, Directory: ctl,
 	})
 	if err != nil {
 		return nil, err

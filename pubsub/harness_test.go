@@ -22,8 +22,15 @@ import (
 // verified members directly, with their real credentials and key packages.
 
 type testMembers struct {
-	mu sync.RWMutex
-	m  map[peer.ID]Member
+	mu  sync.RWMutex
+	m   map[peer.ID]Member
+	ver uint64 // bumped by every set
+}
+
+func (t *testMembers) StandingVersion(peer.ID) uint64 {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	return t.ver
 }
 
 func (t *testMembers) Member(p peer.ID) (Member, bool) {
@@ -37,6 +44,7 @@ func (t *testMembers) set(p peer.ID, m Member) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.m[p] = m
+	t.ver++
 }
 
 type testControl struct {
@@ -190,7 +198,7 @@ func (n *tnet) add(zones []string, seenTTL time.Duration) *tnode {
 	ctl := &testControl{ver: n.ver, pol: pol}
 	cfg := Config{
 		Mesh: "fleet", Identity: id, Credential: func() *did.Credential { return cred }, Policy: pol,
-		Members: members, Control: ctl, SeenTTL: seenTTL, Suite: SuiteX25519,
+		Members: members, Control: ctl, Directory: ctl, SeenTTL: seenTTL, Suite: SuiteX25519,
 	}
 	if n.config != nil {
 		n.config(&cfg)

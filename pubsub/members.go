@@ -155,7 +155,7 @@ func (m *Mesh) validateMembers(ctx context.Context, from peer.ID, msg *ps.Messag
 		m.stats.reject("unknown topic")
 		return reject
 	}
-	_, err := m.cfg.Control.ApplyMember(t.Zone, msg.Data)
+	_, err := m.cfg.Directory.ApplyMember(t.Zone, msg.Data)
 	switch {
 	case err != nil && isRollback(err):
 		return ignore

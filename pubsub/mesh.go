@@ -38,12 +38,19 @@ type Member struct {
 type Members interface {
 	// Member returns the verified member behind a connected peer.
 	Member(p peer.ID) (Member, bool)
+	// StandingVersion changes, after the change is visible through
+	// Member, whenever p's standing changes for a reason other than the
+	// passage of time: verified or gone, renewed, revoked, quarantined or
+	// released, new evidence, a rejected message, a rate-limit violation.
+	// The mesh's memo of scores (Config.AppScoreTTL) keys on it.
+	StandingVersion(p peer.ID) uint64
 }
 
-// ControlHandler applies control content. Apply* return changed=false
-// (and no error) for content already in force, and an error wrapping
-// ErrStale (or did.ErrRollback / policy.ErrRollback) for older content.
-type ControlHandler interface {
+// Control applies the issuer-signed and node-signed content of the
+// control topic. Apply* return changed=false (and no error) for content
+// already in force, and an error wrapping ErrStale (or did.ErrRollback /
+// policy.ErrRollback) for older content.
+type Control interface {
 	ApplyRevocations(token []byte) (changed bool, err error)
 	ApplyPolicyBundle(token []byte) (changed bool, err error)
 	// ApplyReference applies issuer-signed attestation reference values.
@@ -51,13 +58,6 @@ type ControlHandler interface {
 	// ApplyEvidence applies a node's signed attestation evidence; origin is
 	// the author GossipSub authenticated, which must be its subject.
 	ApplyEvidence(origin peer.ID, token []byte) (changed bool, err error)
-	// ApplyMember applies a member announcement: a credential and a key
-	// package, both self-authenticating, so that members this node is not
-	// connected to can be verified as message origins and key requesters.
-	// zone is the zone whose member topic carried it, "" for the control
-	// topic or a sync. A member that shares no zone with the node is
-	// refused with an error wrapping ErrIgnored.
-	ApplyMember(zone string, token []byte) (changed bool, err error)
 	// ApplyQuarantine judges a signed quarantine announcement: the
 	// accused's own evidence, which the node checks against its own
 	// reference values. An announcement that does not justify a quarantine
@@ -66,6 +66,18 @@ type ControlHandler interface {
 	// ControlState returns the issuer-signed content in force, to hand to
 	// late joiners.
 	ControlState() ControlState
+}
+
+// Directory holds the member announcements of the members a node shares a
+// zone with, whether it is connected to them or not.
+type Directory interface {
+	// ApplyMember applies a member announcement: a credential and a key
+	// package, both self-authenticating, so that members this node is not
+	// connected to can be verified as message origins and key requesters.
+	// zone is the zone whose member topic carried it, "" for the control
+	// topic or a sync. A member that shares no zone with the node is
+	// refused with an error wrapping ErrIgnored.
+	ApplyMember(zone string, token []byte) (changed bool, err error)
 	// MemberHashes lists the member announcements this node can hand on to
 	// peer to (those of members sharing a zone with it), or, for the empty
 	// ID, all it holds: its directory, its verified peers and itself.
@@ -100,7 +112,8 @@ type Config struct {
 	Credential func() *did.Credential // the node's own current credential
 	Policy     *policy.Engine
 	Members    Members
-	Control    ControlHandler
+	Control    Control
+	Directory  Directory
 	Logger     *slog.Logger
 	Now        func() time.Time
 
@@ -128,10 +141,10 @@ type Config struct {
 	// counted in Stats.RateLimited.
 	RateLimit RateLimit
 	// AppScoreTTL is how long GossipSub's application-specific score of a
-	// peer (its standing from Members) is reused. The default, 0, asks
-	// Members every time; a node that sets it must call ForgetScore or
-	// ForgetScores whenever a standing changes, so that only the passage
-	// of time goes unnoticed for up to this long.
+	// peer (its standing from Members) is reused while the peer's
+	// Members.StandingVersion stays the same. The default, 0, asks Members
+	// every time; with a TTL only the passage of time (decaying penalties,
+	// evidence growing stale) goes unnoticed for up to this long.
 	AppScoreTTL time.Duration
 }
 
@@ -239,8 +252,8 @@ func (s *Stats) reject(reason string) {
 // New starts zone messaging on h: GossipSub with strict signing, the peer
 // filter, the key and sync protocols and the control topic.
 func New(ctx context.Context, h host.Host, cfg Config) (*Mesh, error) {
-	if cfg.Identity == nil || cfg.Credential == nil || cfg.Policy == nil || cfg.Members == nil || cfg.Control == nil {
-		return nil, errors.New("pubsub: Identity, Credential, Policy, Members and Control are required")
+	if cfg.Identity == nil || cfg.Credential == nil || cfg.Policy == nil || cfg.Members == nil || cfg.Control == nil || cfg.Directory == nil {
+		return nil, errors.New("pubsub: Identity, Credential, Policy, Members, Control and Directory are required")
 	}
 	if !validSegment(cfg.Mesh) {
 		return nil, fmt.Errorf("pubsub: mesh name %q", cfg.Mesh)

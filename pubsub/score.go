@@ -29,37 +29,32 @@ const (
 
 // appScore is GossipSub's application-specific score of p, which it asks
 // for on every RPC it receives and for every peer at every heartbeat. With
-// Config.AppScoreTTL set, a score is reused for that long, unless the
-// node's ForgetScore or ForgetScores discarded it first.
+// Config.AppScoreTTL set, a score is reused for that long while p's
+// Members.StandingVersion stays the same: a change of standing is seen at
+// once, the passage of time alone within the TTL.
 func (m *Mesh) appScore(p peer.ID) float64 {
 	ttl := m.cfg.AppScoreTTL
 	if ttl <= 0 {
 		return m.standingScore(p)
 	}
 	now := m.cfg.Now()
+	// The version is read before the standing: a change made while the
+	// score is computed bumps it after, so what is kept is never newer
+	// than its version says, and the next ask sees the change.
+	ver := m.cfg.Members.StandingVersion(p)
 	c := &m.memo
 	c.mu.Lock()
 	e, ok := c.m[p]
-	if ok && e.valid && !now.Before(e.at) && now.Sub(e.at) < ttl {
-		c.mu.Unlock()
+	c.mu.Unlock()
+	if ok && e.ver == ver && !now.Before(e.at) && now.Sub(e.at) < ttl {
 		return e.v
 	}
-	if !ok {
-		if c.m == nil || len(c.m) >= maxScoreMemo {
-			c.m = map[peer.ID]memoEntry{}
-		}
-		c.next++
-		e = memoEntry{gen: c.next}
-		c.m[p] = e
-	}
-	c.mu.Unlock()
 	v := m.standingScore(p)
 	c.mu.Lock()
-	// A forget while v was computed deleted the entry (a new one has a
-	// new generation): v may predate the change and is not kept.
-	if cur, ok := c.m[p]; ok && cur.gen == e.gen {
-		c.m[p] = memoEntry{gen: e.gen, v: v, at: now, valid: true}
+	if c.m == nil || len(c.m) >= maxScoreMemo && !ok {
+		c.m = map[peer.ID]memoEntry{}
 	}
+	c.m[p] = memoEntry{ver: ver, v: v, at: now}
 	c.mu.Unlock()
 	return v
 }
@@ -84,34 +79,14 @@ const maxScoreMemo = 1 << 14
 
 // scoreMemo remembers application-specific scores (Config.AppScoreTTL).
 type scoreMemo struct {
-	mu   sync.Mutex
-	next uint64 // generation of the newest entry
-	m    map[peer.ID]memoEntry
+	mu sync.Mutex
+	m  map[peer.ID]memoEntry
 }
 
 type memoEntry struct {
-	gen   uint64 // distinct for every entry made, so a forget is never undone
-	v     float64
-	at    time.Time
-	valid bool // false while the first score is being computed
-}
-
-// ForgetScore discards the remembered application-specific score of p. A
-// node using Config.AppScoreTTL calls it after any change to p's standing
-// other than the passage of time: verified or gone, quarantined or
-// released, new evidence, a rejected message or rate-limit violation.
-func (m *Mesh) ForgetScore(p peer.ID) {
-	m.memo.mu.Lock()
-	delete(m.memo.m, p)
-	m.memo.mu.Unlock()
-}
-
-// ForgetScores discards every remembered score, after a change that may
-// touch any peer's standing (revocations, reference values).
-func (m *Mesh) ForgetScores() {
-	m.memo.mu.Lock()
-	clear(m.memo.m)
-	m.memo.mu.Unlock()
+	ver uint64 // Members.StandingVersion when the score was computed
+	v   float64
+	at  time.Time
 }
 
 func peerScoreParams(app func(peer.ID) float64) (*ps.PeerScoreParams, *ps.PeerScoreThresholds) {

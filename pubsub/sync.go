@@ -126,7 +126,7 @@ func (mm *membersMessage) check() error {
 // the mesh (the usual case) costs 44 bytes per member, not 3 KB.
 func (m *Mesh) SyncTo(ctx context.Context, p peer.ID) error {
 	st := m.cfg.Control.ControlState()
-	hashes := m.cfg.Control.MemberHashes(p)
+	hashes := m.cfg.Directory.MemberHashes(p)
 	if len(hashes) > maxSyncMembers {
 		hashes = hashes[:maxSyncMembers]
 	}
@@ -157,7 +157,7 @@ func (m *Mesh) SyncTo(ctx context.Context, p peer.ID) error {
 	for i, j := range want.Want {
 		wanted[i] = hashes[j]
 	}
-	toks := m.cfg.Control.MemberTokens(wanted)
+	toks := m.cfg.Directory.MemberTokens(wanted)
 	for len(toks) > 0 {
 		n := min(len(toks), membersPerFrame)
 		if err := wire.WriteJSON(s, membersMessage{V: 1, Members: toks[:n]}, maxSyncMessage); err != nil {
@@ -304,7 +304,7 @@ func (m *Mesh) applySynced(from peer.ID, typ string, token []byte, what string) 
 // applies what comes, at most as many as were asked for.
 func (m *Mesh) fetchMembers(s network.Stream, offered []MemberHash) error {
 	have := map[MemberHash]bool{}
-	for _, h := range m.cfg.Control.MemberHashes("") {
+	for _, h := range m.cfg.Directory.MemberHashes("") {
 		have[h] = true
 	}
 	want := wantMessage{V: 1, Want: []int{}}
@@ -329,7 +329,7 @@ func (m *Mesh) fetchMembers(s network.Stream, offered []MemberHash) error {
 			return fmt.Errorf("sent %d announcements, %d were asked for", got, len(want.Want))
 		}
 		for _, tok := range mm.Members {
-			if _, err := m.cfg.Control.ApplyMember("", tok); err != nil && !isRollback(err) {
+			if _, err := m.cfg.Directory.ApplyMember("", tok); err != nil && !isRollback(err) {
 				m.log.Debug("synced member announcement refused", "event_type", "sync_refused",
 					"peer", s.Conn().RemotePeer().String(), "reason", err.Error())
 			}

@@ -180,7 +180,7 @@ func (m *Mesh) applyControl(origin peer.ID, cm *controlMessage) (bool, error) {
 	case controlEvidence:
 		return m.cfg.Control.ApplyEvidence(origin, cm.Token)
 	case controlMember:
-		return m.cfg.Control.ApplyMember("", cm.Token)
+		return m.cfg.Directory.ApplyMember("", cm.Token)
 	case controlQuarantine:
 		return m.cfg.Control.ApplyQuarantine(cm.Token)
 	}

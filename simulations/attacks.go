@@ -125,7 +125,7 @@ type lab struct {
 
 func (l *lab) configure(i int, cfg *node.Config, opts *node.Options) {
 	if i < 1<<20 && i%l.sc.Zones == 0 && i/l.sc.Zones < targetsPerAttacker {
-		opts.SeenTTL = attackSeenTTL
+		opts.Test.SeenTTL = attackSeenTTL
 	}
 	cfg.RateLimit = l.sc.RateLimit
 	if tw, ok := l.tweaks.Load(i); ok {

@@ -180,18 +180,20 @@ func (c *Cluster) StartNode(ctx context.Context, i int, id *did.Identity, token 
 	opts := node.Options{
 		Identity: id,
 		Logger:   logger,
-		// Evidence broadcasts cost every node a verification of every
-		// other node's evidence; scenarios that measure attestation turn
-		// them on.
-		AttestDelay: -1,
-		// A fixed hash: every simulated node runs "the approved binary".
-		BinarySHA256: "5e1f5e1f5e1f5e1f5e1f5e1f5e1f5e1f5e1f5e1f5e1f5e1f5e1f5e1f5e1f5e1f",
-		NewHost: func(key crypto.PrivKey, gater connmgr.ConnectionGater) (host.Host, error) {
-			return c.addHost(key)
+		Test: node.TestHooks{
+			// Evidence broadcasts cost every node a verification of every
+			// other node's evidence; scenarios that measure attestation
+			// turn them on.
+			AttestDelay: -1,
+			// A fixed hash: every simulated node runs "the approved binary".
+			BinarySHA256: "5e1f5e1f5e1f5e1f5e1f5e1f5e1f5e1f5e1f5e1f5e1f5e1f5e1f5e1f5e1f5e1f",
+			NewHost: func(key crypto.PrivKey, gater connmgr.ConnectionGater) (host.Host, error) {
+				return c.addHost(key)
+			},
 		},
 	}
 	if c.cfg.Link.TCP {
-		opts.NewHost = nil // the node's own host, listening below
+		opts.Test.NewHost = nil // the node's own host, listening below
 	}
 	if c.cfg.Configure != nil {
 		c.cfg.Configure(i, &cfg, &opts)

@@ -647,7 +647,7 @@ func runFleetZtmesh(ctx context.Context, env *Env, l *fleetLoad) (*fleetResult, 
 	// default policy (250 KB of heap a node otherwise).
 	compiles := policy.NewCompiles()
 	c, err := NewCluster(sctx, ClusterConfig{Nodes: l.specs, Link: l.sc.Link.Link(), Logger: env.Logger, Progress: env.Printf,
-		Configure: func(_ int, _ *node.Config, o *node.Options) { o.PolicyCompiles = compiles }})
+		Configure: func(_ int, _ *node.Config, o *node.Options) { o.Test.PolicyCompiles = compiles }})
 	if err != nil {
 		return nil, fmt.Errorf("ztmesh: %w", err)
 	}

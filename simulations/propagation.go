@@ -251,9 +251,9 @@ func propagateSize(ctx context.Context, env *Env, sc *Scenario, n int, sec *Sect
 			o.Logger = slog.New(&enforceHandler{idx: i, log: events, next: next})
 			hashMu.Lock()
 			if i == bad {
-				o.BinarySHA256 = unapprovedBinary
+				o.Test.BinarySHA256 = unapprovedBinary
 			} else {
-				goodHash = o.BinarySHA256
+				goodHash = o.Test.BinarySHA256
 			}
 			hashMu.Unlock()
 		},

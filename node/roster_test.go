@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/peer"
+
 	"github.com/ztmesh/ztmesh/did"
 	"github.com/ztmesh/ztmesh/pubsub"
 )
@@ -20,14 +22,14 @@ import (
 func TestApplyMemberVerifiesOnce(t *testing.T) {
 	m := newMesh(t)
 	a, b := m.start(), m.start()
-	tok, err := b.announcementToken()
+	tok, err := b.roster.Announcement()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if changed, err := a.ApplyMember("", tok); err != nil || !changed {
+	if changed, err := a.roster.ApplyMember("", tok); err != nil || !changed {
 		t.Fatalf("first announcement: changed %v, %v", changed, err)
 	}
-	if _, ok := a.directoryMember(b.host.ID()); !ok {
+	if _, ok := a.roster.announced(b.host.ID()); !ok {
 		t.Fatal("b is not in a's directory")
 	}
 	var other announcement
@@ -39,7 +41,7 @@ func TestApplyMemberVerifiesOnce(t *testing.T) {
 	// A copy is authentic and held: nothing to apply, but no error either,
 	// so the control topic spreads it on.
 	for _, copyTok := range [][]byte{tok, relayed} {
-		if changed, err := a.ApplyMember("", copyTok); changed || err != nil {
+		if changed, err := a.roster.ApplyMember("", copyTok); changed || err != nil {
 			t.Fatalf("a copy of a held announcement: changed %v, %v; want false, nil", changed, err)
 		}
 	}
@@ -54,19 +56,19 @@ func TestApplyMemberVerifiesOnce(t *testing.T) {
 	forged.Credential = m.credFor(stranger, b.id, did.IssueOptions{Now: m.clock.now()})
 	bad, _ := json.Marshal(forged)
 	for range 2 {
-		if _, err := a.ApplyMember("", bad); err == nil || errors.Is(err, pubsub.ErrStale) {
+		if _, err := a.roster.ApplyMember("", bad); err == nil || errors.Is(err, pubsub.ErrStale) {
 			t.Fatalf("announcement with an untrusted issuer's credential: %v", err)
 		}
 	}
 
-	own, err := a.announcementToken()
+	own, err := a.roster.Announcement()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := a.ApplyMember("", own); !errors.Is(err, pubsub.ErrStale) {
+	if _, err := a.roster.ApplyMember("", own); !errors.Is(err, pubsub.ErrStale) {
 		t.Fatalf("own announcement: %v, want ErrStale", err)
 	}
-	if _, ok := a.directoryMember(a.host.ID()); ok {
+	if _, ok := a.roster.announced(a.host.ID()); ok {
 		t.Fatal("a holds itself in its directory")
 	}
 }
@@ -80,11 +82,11 @@ func TestHeldAnnouncementRecheckedForRevocationAndExpiry(t *testing.T) {
 	a, b, c := m.start(), m.start(), m.start()
 	toks := map[*testNode][]byte{}
 	for _, x := range []*testNode{b, c} {
-		tok, err := x.announcementToken()
+		tok, err := x.roster.Announcement()
 		if err != nil {
 			t.Fatal(err)
 		}
-		if changed, err := a.ApplyMember("", tok); err != nil || !changed {
+		if changed, err := a.roster.ApplyMember("", tok); err != nil || !changed {
 			t.Fatalf("first announcement: changed %v, %v", changed, err)
 		}
 		toks[x] = tok
@@ -100,20 +102,20 @@ func TestHeldAnnouncementRecheckedForRevocationAndExpiry(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := a.ApplyRevocations([]byte(list)); err != nil {
+	if _, err := (controller{a.Node}).ApplyRevocations([]byte(list)); err != nil {
 		t.Fatal(err)
 	}
 	for _, tok := range [][]byte{toks[b], relayedTok} {
-		if _, err := a.ApplyMember("", tok); err == nil || errors.Is(err, pubsub.ErrStale) {
+		if _, err := a.roster.ApplyMember("", tok); err == nil || errors.Is(err, pubsub.ErrStale) {
 			t.Fatalf("held announcement of a revoked member: %v, want a refusal", err)
 		}
 	}
-	if _, err := a.ApplyMember("", toks[c]); err != nil {
+	if _, err := a.roster.ApplyMember("", toks[c]); err != nil {
 		t.Fatalf("c is not revoked: %v", err)
 	}
 
 	m.clock.advance(did.DefaultTTL + time.Hour)
-	if _, err := a.ApplyMember("", toks[c]); err == nil || errors.Is(err, pubsub.ErrStale) {
+	if _, err := a.roster.ApplyMember("", toks[c]); err == nil || errors.Is(err, pubsub.ErrStale) {
 		t.Fatalf("held announcement of an expired member: %v, want a refusal", err)
 	}
 }
@@ -130,13 +132,13 @@ func TestOlderAnnouncementDoesNotRollBackRenewal(t *testing.T) {
 	}
 	oldTok := announce(m.credZones(m.issuer, b.id, did.IssueOptions{Now: m.clock.now().Add(-time.Hour)}, "z1", "z2"))
 	newTok := announce(m.credZones(m.issuer, b.id, did.IssueOptions{Now: m.clock.now()}, "z1"))
-	if changed, err := a.ApplyMember("", newTok); err != nil || !changed {
+	if changed, err := a.roster.ApplyMember("", newTok); err != nil || !changed {
 		t.Fatalf("renewed announcement: changed %v, %v", changed, err)
 	}
-	if changed, err := a.ApplyMember("", oldTok); err != nil || changed {
+	if changed, err := a.roster.ApplyMember("", oldTok); err != nil || changed {
 		t.Fatalf("older announcement: changed %v, %v; want false, nil", changed, err)
 	}
-	e, ok := a.directoryMember(b.host.ID())
+	e, ok := a.roster.announced(b.host.ID())
 	if !ok || len(e.cred.Claims.Zones) != 1 {
 		t.Fatalf("a holds b with zones %v, want the renewal's [z1]", e.cred.Claims.Zones)
 	}
@@ -152,13 +154,13 @@ func TestAnnouncementPassesNodesThatHoldIt(t *testing.T) {
 	verifiedMesh(t, a, b)
 	verifiedMesh(t, b, c)
 	eventually(t, 5*time.Second, "c knows a from b's sync", func() bool {
-		_, ok := c.directoryMember(a.host.ID())
+		_, ok := c.roster.announced(a.host.ID())
 		return ok
 	})
 	// a's second announcement, 5 s after its first, must cross c, which
 	// held a already.
 	eventually(t, 10*time.Second, "d knows a from its announcement", func() bool {
-		_, ok := d.directoryMember(a.host.ID())
+		_, ok := d.roster.announced(a.host.ID())
 		return ok
 	})
 }
@@ -168,27 +170,27 @@ func TestAnnouncementPassesNodesThatHoldIt(t *testing.T) {
 func TestSyncOffersOnlyValidMembers(t *testing.T) {
 	m := newMesh(t)
 	a, b := m.start(), m.start()
-	tok, err := b.announcementToken()
+	tok, err := b.roster.Announcement()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := a.ApplyMember("", tok); err != nil {
+	if _, err := a.roster.ApplyMember("", tok); err != nil {
 		t.Fatal(err)
 	}
 	var ann announcement
 	_ = json.Unmarshal(tok, &ann)
 	h := pubsub.HashMember(ann.Credential, ann.KeyPackage)
-	if !slices.Contains(a.MemberHashes(""), h) {
+	if !slices.Contains(a.roster.MemberHashes(""), h) {
 		t.Fatal("b is not offered before its revocation")
 	}
 	list, err := did.SignRevocationList(m.issuer, &did.RevocationList{Version: 1, Subjects: []did.DID{b.DID()}}, m.clock.now())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := a.ApplyRevocations([]byte(list)); err != nil {
+	if _, err := (controller{a.Node}).ApplyRevocations([]byte(list)); err != nil {
 		t.Fatal(err)
 	}
-	if slices.Contains(a.MemberHashes(""), h) {
+	if slices.Contains(a.roster.MemberHashes(""), h) {
 		t.Fatal("a revoked member is still offered to new peers")
 	}
 }
@@ -205,7 +207,7 @@ func TestDirectoryKeepsToSharedZones(t *testing.T) {
 	wild := m.startIn([]string{did.AllZones})
 	tok := func(n *testNode) []byte {
 		t.Helper()
-		tok, err := n.announcementToken()
+		tok, err := n.roster.Announcement()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -235,7 +237,7 @@ func TestDirectoryKeepsToSharedZones(t *testing.T) {
 		{"any member, at a wildcard node", wild, "south", tok(south), "applied"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			changed, err := tc.at.ApplyMember(tc.zone, tc.tok)
+			changed, err := tc.at.roster.ApplyMember(tc.zone, tc.tok)
 			got := "refused"
 			switch {
 			case err == nil && changed:
@@ -248,7 +250,7 @@ func TestDirectoryKeepsToSharedZones(t *testing.T) {
 			}
 		})
 	}
-	if _, ok := north.directoryMember(south.host.ID()); ok {
+	if _, ok := north.roster.announced(south.host.ID()); ok {
 		t.Fatal("the north node holds a south member")
 	}
 }
@@ -266,14 +268,14 @@ func TestAnnouncementsStayInTheirZones(t *testing.T) {
 	verifiedMesh(t, b, c)
 	verifiedMesh(t, b, d)
 	eventually(t, 10*time.Second, "d knows a through b", func() bool {
-		_, ok := d.directoryMember(a.host.ID())
+		_, ok := d.roster.announced(a.host.ID())
 		return ok
 	})
 	// a's and d's second announcements (5 s after the first) have passed
 	// b too by now.
 	time.Sleep(6 * time.Second)
 	for _, tc := range []struct{ at, member *testNode }{{c, a}, {c, d}, {a, c}, {d, c}} {
-		if _, ok := tc.at.directoryMember(tc.member.host.ID()); ok {
+		if _, ok := tc.at.roster.announced(tc.member.host.ID()); ok {
 			t.Errorf("%s holds %s, a member of no zone of its own", tc.at.DID(), tc.member.DID())
 		}
 		if _, ok := tc.at.Member(tc.member.host.ID()); ok {
@@ -281,10 +283,22 @@ func TestAnnouncementsStayInTheirZones(t *testing.T) {
 		}
 	}
 	// b's sync to c offers b itself, and none of the north members it holds.
-	if hs := b.MemberHashes(c.host.ID()); len(hs) != 1 {
+	if hs := b.roster.MemberHashes(c.host.ID()); len(hs) != 1 {
 		t.Errorf("b offers c %d members, want 1 (itself)", len(hs))
 	}
-	if hs := b.MemberHashes(d.host.ID()); len(hs) != 2 {
+	if hs := b.roster.MemberHashes(d.host.ID()); len(hs) != 2 {
 		t.Errorf("b offers d %d members, want 2 (itself and a)", len(hs))
 	}
+}
+
+// announced returns a member the roster knows from its announcement (not
+// from a handshake), while its credential is valid and not revoked.
+func (r *roster) announced(p peer.ID) (dirEntry, bool) {
+	r.mu.Lock()
+	e, ok := r.directory[p]
+	r.mu.Unlock()
+	if !ok || r.verifier.Recheck(e.cred, r.now()) != nil {
+		return dirEntry{}, false
+	}
+	return e, true
 }
