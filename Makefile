@@ -73,16 +73,16 @@ bench:
 # the report with its plots lands in docs/, committed as the latest results.
 SIMOUT ?= docs
 sim:
-	$(GO) run ./cmd/ztmesh sim run --out $(SIMOUT) simulations/scenarios
+	$(GO) run ./cmd/ztmesh-sim run --out $(SIMOUT) simulations/scenarios
 
 sim-quick:
-	$(GO) run ./cmd/ztmesh sim run --quick --out sim-out simulations/scenarios
+	$(GO) run ./cmd/ztmesh-sim run --quick --out sim-out simulations/scenarios
 
 # The sizes too large for the standard set (simulations/large): 5,000 nodes
 # in one process need more heap than the default limit of two thirds of a
 # 24 GB machine.
 sim-large:
-	GOMEMLIMIT=$${GOMEMLIMIT:-20GiB} $(GO) run ./cmd/ztmesh sim run --timeout 90m --out docs/fleet-5000 simulations/large
+	GOMEMLIMIT=$${GOMEMLIMIT:-20GiB} $(GO) run ./cmd/ztmesh-sim run --timeout 90m --out docs/fleet-5000 simulations/large
 
 FUZZTIME ?= 20s
 fuzz:

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/ztmesh/ztmesh/did"
+	"github.com/ztmesh/ztmesh/internal/cli"
 	"github.com/ztmesh/ztmesh/policy"
 )
 
@@ -126,7 +127,7 @@ func policyCheck(args []string, stdout, stderr io.Writer) error {
 			failed++
 			fmt.Fprintf(stdout, "FAIL %s (%s)\n", r.Name, r.Location)
 			if r.Err != nil {
-				fmt.Fprintf(stdout, "     error: %s\n", oneLine(r.Err))
+				fmt.Fprintf(stdout, "     error: %s\n", cli.OneLine(r.Err))
 			}
 			for line := range strings.Lines(r.Output) {
 				fmt.Fprintf(stdout, "     %s", line)
