@@ -12,7 +12,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
-	"github.com/ztmesh/ztmesh/did"
+	"github.com/ztmesh/ztmesh/internal/fsutil"
 	"github.com/ztmesh/ztmesh/node"
 )
 
@@ -106,7 +106,7 @@ var Kinds = []string{"fleet", "attacks", "hardening", "propagation", "churn"}
 
 // LoadScenario reads and checks a scenario file.
 func LoadScenario(path string) (*Scenario, error) {
-	data, err := did.ReadFileLimited(path, maxScenarioSize)
+	data, err := fsutil.ReadFileLimited(path, maxScenarioSize)
 	if err != nil {
 		return nil, fmt.Errorf("scenario: %w", err)
 	}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/ztmesh/ztmesh/did"
 	"github.com/ztmesh/ztmesh/internal/cli"
+	"github.com/ztmesh/ztmesh/internal/fsutil"
 	"github.com/ztmesh/ztmesh/policy"
 )
 
@@ -188,7 +189,7 @@ func policySign(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if err := did.WriteFileAtomic(*out, append(tok, '\n'), 0o644); err != nil {
+	if err := fsutil.WriteFileAtomic(*out, append(tok, '\n'), 0o644); err != nil {
 		return fmt.Errorf("write bundle: %w", err)
 	}
 	fmt.Fprintf(stdout, "policy bundle %s: version %d, %d modules, signed by %s\n", *out, n, len(modules), issuer.DID())
@@ -245,7 +246,7 @@ func policyVerify(args []string, stdout, stderr io.Writer) error {
 // readLimited reads a file (or stdin for "-") of at most limit bytes.
 func readLimited(path string, limit int64) ([]byte, error) {
 	if path != "-" {
-		return did.ReadFileLimited(path, limit)
+		return fsutil.ReadFileLimited(path, limit)
 	}
 	data, err := io.ReadAll(io.LimitReader(os.Stdin, limit+1))
 	if err != nil {

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/ztmesh/ztmesh/did"
+	"github.com/ztmesh/ztmesh/internal/fsutil"
 	"github.com/ztmesh/ztmesh/node"
 )
 
@@ -103,7 +104,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, hup <-cha
 	var cfg node.Config
 	path := *configFile
 	if path == "" {
-		if p := filepath.Join(*dir, node.ConfigFile); fileExists(p) {
+		if p := filepath.Join(*dir, node.ConfigFile); fsutil.FileExists(p) {
 			path = p
 		}
 	}
@@ -190,9 +191,4 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, hup <-cha
 			_ = n.ReloadReference()
 		}
 	}
-}
-
-func fileExists(p string) bool {
-	_, err := os.Stat(p)
-	return err == nil
 }
