@@ -8,12 +8,12 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
-	"io"
 	"strings"
 	"time"
 	"unicode/utf8"
 
 	"github.com/ztmesh/ztmesh/did"
+	"github.com/ztmesh/ztmesh/internal/wire"
 )
 
 // Evidence format constants. docs/ATTESTATION.md specifies the format.
@@ -200,7 +200,7 @@ func ParseEvidence(data []byte, now time.Time, maxAge time.Duration) (*Evidence,
 // the same values, so each evidence has one encoding.
 func decodeEvidence(data []byte) (e *Evidence, payload, section []byte, err error) {
 	var env envelope
-	if err := decodeStrict(data, &env); err != nil {
+	if err := wire.DecodeStrict(data, &env); err != nil {
 		return nil, nil, nil, fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
 	if payload, err = b64.DecodeString(env.Payload); err != nil {
@@ -223,7 +223,7 @@ func decodeEvidence(data []byte) (e *Evidence, payload, section []byte, err erro
 	}
 
 	var body evidenceBody
-	if err := decodeStrict(payload, &body); err != nil {
+	if err := wire.DecodeStrict(payload, &body); err != nil {
 		return nil, nil, nil, fmt.Errorf("%w: payload: %v", ErrMalformed, err)
 	}
 	e, err = evidenceOf(&body)
@@ -421,18 +421,4 @@ func QuoteExtraData(payload []byte) []byte {
 	h.Write([]byte{0})
 	h.Write(payload)
 	return h.Sum(nil)
-}
-
-// decodeStrict decodes one JSON value into v, refusing unknown fields and
-// trailing data.
-func decodeStrict(data []byte, v any) error {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return err
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return fmt.Errorf("trailing data after JSON value")
-	}
-	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/ztmesh/ztmesh/did"
+	"github.com/ztmesh/ztmesh/internal/wire"
 )
 
 // Quarantine announcement format constants. docs/ATTESTATION.md specifies
@@ -114,7 +115,7 @@ func ParseQuarantine(data []byte) (*Quarantine, error) {
 // anything but what SignQuarantine produces for the same values.
 func decodeQuarantine(data []byte) (*Quarantine, []byte, error) {
 	var env quarantineEnvelope
-	if err := decodeStrict(data, &env); err != nil {
+	if err := wire.DecodeStrict(data, &env); err != nil {
 		return nil, nil, fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
 	payload, err := b64.DecodeString(env.Payload)
@@ -129,7 +130,7 @@ func decodeQuarantine(data []byte) (*Quarantine, []byte, error) {
 		return nil, nil, fmt.Errorf("%w: envelope is not in canonical form", ErrMalformed)
 	}
 	var p quarantinePayload
-	if err := decodeStrict(payload, &p); err != nil {
+	if err := wire.DecodeStrict(payload, &p); err != nil {
 		return nil, nil, fmt.Errorf("%w: payload: %v", ErrMalformed, err)
 	}
 	q := &Quarantine{Reason: p.Reason, Evidence: p.Evidence, Signature: sig, Raw: bytes.Clone(data)}

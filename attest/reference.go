@@ -16,6 +16,7 @@ import (
 	"golang.org/x/mod/semver"
 
 	"github.com/ztmesh/ztmesh/did"
+	"github.com/ztmesh/ztmesh/internal/wire"
 )
 
 // Reference values format constants. docs/ATTESTATION.md specifies the format.
@@ -152,7 +153,7 @@ func VerifyReference(data []byte, trusted func(did.DID) bool) (*Reference, error
 	}
 	data = bytes.TrimSpace(data)
 	var env referenceEnvelope
-	if err := decodeStrict(data, &env); err != nil {
+	if err := wire.DecodeStrict(data, &env); err != nil {
 		return nil, fmt.Errorf("reference values rejected: %w: %v", ErrMalformed, err)
 	}
 	payload, err := b64.DecodeString(env.Payload)
@@ -179,7 +180,7 @@ func VerifyReference(data []byte, trusted func(did.DID) bool) (*Reference, error
 
 func decodeReference(payload []byte) (*Reference, error) {
 	var p referencePayload
-	if err := decodeStrict(payload, &p); err != nil {
+	if err := wire.DecodeStrict(payload, &p); err != nil {
 		return nil, fmt.Errorf("%w: payload: %v", ErrMalformed, err)
 	}
 	iss, err := did.ParseDID(p.Issuer)

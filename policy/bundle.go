@@ -6,7 +6,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"io"
 	"maps"
 	"path"
 	"strings"
@@ -14,6 +13,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/ztmesh/ztmesh/did"
+	"github.com/ztmesh/ztmesh/internal/wire"
 )
 
 // Policy bundle format constants. docs/POLICY.md specifies the format.
@@ -122,7 +122,7 @@ func VerifyBundle(token []byte, trusted func(did.DID) bool) (*Bundle, error) {
 
 func decodeBundle(token []byte) (b *Bundle, payload, sig []byte, err error) {
 	var env bundleEnvelope
-	if err := decodeStrict(token, &env); err != nil {
+	if err := wire.DecodeStrict(token, &env); err != nil {
 		return nil, nil, nil, fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
 	if payload, err = b64.DecodeString(env.Payload); err != nil {
@@ -135,7 +135,7 @@ func decodeBundle(token []byte) (b *Bundle, payload, sig []byte, err error) {
 		return nil, nil, nil, fmt.Errorf("%w: signature is %d bytes, want %d", ErrMalformed, len(sig), ed25519.SignatureSize)
 	}
 	var p bundlePayload
-	if err := decodeStrict(payload, &p); err != nil {
+	if err := wire.DecodeStrict(payload, &p); err != nil {
 		return nil, nil, nil, fmt.Errorf("%w: payload: %v", ErrMalformed, err)
 	}
 	iss, err := did.ParseDID(p.Issuer)
@@ -178,20 +178,6 @@ func checkModules(modules map[string]string) error {
 		if !ok {
 			return fmt.Errorf("%w: module name %q: use a relative path ending in .rego", ErrMalformed, truncate(name))
 		}
-	}
-	return nil
-}
-
-// decodeStrict decodes one JSON value into v, refusing unknown fields and
-// trailing data.
-func decodeStrict(data []byte, v any) error {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return err
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return fmt.Errorf("trailing data after JSON value")
 	}
 	return nil
 }

@@ -1,10 +1,7 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -17,6 +14,7 @@ import (
 	"github.com/ztmesh/ztmesh/did"
 	"github.com/ztmesh/ztmesh/internal/cli"
 	"github.com/ztmesh/ztmesh/internal/fsutil"
+	"github.com/ztmesh/ztmesh/internal/wire"
 	"github.com/ztmesh/ztmesh/policy"
 )
 
@@ -47,7 +45,7 @@ func policyTest(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("input: %w", err)
 	}
 	var in policy.Input
-	if err := decodeStrict(data, &in); err != nil {
+	if err := wire.DecodeStrict(data, &in); err != nil {
 		return fmt.Errorf("input %s: %v (docs/POLICY.md lists the fields)", *inputFile, err)
 	}
 	if in.Now.IsZero() {
@@ -253,21 +251,7 @@ func readLimited(path string, limit int64) ([]byte, error) {
 		return nil, err
 	}
 	if int64(len(data)) > limit {
-		return nil, fmt.Errorf("%w: stdin is larger than %d bytes", did.ErrTooLarge, limit)
+		return nil, fmt.Errorf("%w: stdin is larger than %d bytes", fsutil.ErrTooLarge, limit)
 	}
 	return data, nil
-}
-
-// decodeStrict decodes one JSON value into v, refusing unknown fields and
-// trailing data.
-func decodeStrict(data []byte, v any) error {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return err
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return errors.New("trailing data after the JSON document")
-	}
-	return nil
 }
