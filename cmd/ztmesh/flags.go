@@ -14,7 +14,6 @@ import (
 // this command's files use.
 var (
 	errUsage = cli.ErrUsage
-	errHelp  = cli.ErrHelp
 	parse    = cli.Parse
 )
 
