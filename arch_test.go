@@ -38,3 +38,28 @@ func TestDependencyDirection(t *testing.T) {
 		}
 	}
 }
+
+// TestBinariesDoNotLinkSimulator checks that the operator's ztmesh and the
+// daemon ztmeshd link neither the simulator nor what only it needs
+// (mocknet, the plotting library and its fonts): the simulations are the
+// command ztmesh-sim.
+func TestBinariesDoNotLinkSimulator(t *testing.T) {
+	forbidden := []string{
+		"github.com/ztmesh/ztmesh/simulations",
+		"github.com/libp2p/go-libp2p/p2p/net/mock",
+		"gonum.org/v1/plot",
+	}
+	for _, cmd := range []string{"cmd/ztmesh", "cmd/ztmeshd"} {
+		out, err := exec.Command("go", "list", "-deps", "./"+cmd).CombinedOutput()
+		if err != nil {
+			t.Fatalf("go list %s: %v\n%s", cmd, err, out)
+		}
+		for _, dep := range strings.Fields(string(out)) {
+			for _, bad := range forbidden {
+				if dep == bad || strings.HasPrefix(dep, bad+"/") {
+					t.Errorf("%s links %s", cmd, dep)
+				}
+			}
+		}
+	}
+}

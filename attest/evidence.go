@@ -2,18 +2,16 @@ package attest
 
 import (
 	"bytes"
-	"crypto/ed25519"
 	"crypto/sha256"
-	"encoding/base64"
-	"encoding/binary"
 	"encoding/json"
 	"fmt"
-	"io"
 	"strings"
 	"time"
 	"unicode/utf8"
 
 	"github.com/ztmesh/ztmesh/did"
+	"github.com/ztmesh/ztmesh/internal/envelope"
+	"github.com/ztmesh/ztmesh/internal/wire"
 )
 
 // Evidence format constants. docs/ATTESTATION.md specifies the format.
@@ -58,12 +56,17 @@ type Evidence struct {
 	Raw       []byte // the signed evidence as received, without surrounding space
 }
 
-// envelope is evidence on the wire: the payload, the optional TPM section
-// and a signature over both, each in standard base64 with padding.
-type envelope struct {
-	Payload   string `json:"payload"`
-	TPM       string `json:"tpm,omitempty"`
-	Signature string `json:"signature"`
+// evidenceFormat is evidence on the wire: the payload, the optional TPM
+// section and a signature over both, each in standard base64 with padding
+// (internal/envelope), in canonical form only.
+var evidenceFormat = &envelope.Format{
+	Context:      EvidenceContext,
+	Name:         "evidence",
+	MaxSize:      MaxEvidenceSize,
+	Section:      true,
+	Canonical:    true,
+	ErrTooLarge:  ErrTooLarge,
+	ErrMalformed: ErrMalformed,
 }
 
 // evidenceBody is the payload: what the node states about itself.
@@ -87,9 +90,6 @@ type moduleJSON struct {
 	Sum     string      `json:"sum,omitempty"`
 	Replace *moduleJSON `json:"replace,omitempty"`
 }
-
-// b64 is standard base64 with padding, strict: one encoding per value.
-var b64 = base64.StdEncoding.Strict()
 
 // Sign measures nothing itself: it states m about id's node, with nonce and
 // time now, asks tpm (nil for none) for a quote bound to that statement,
@@ -134,29 +134,7 @@ func Sign(id *did.Identity, m *Measurement, nonce []byte, now time.Time, tpm TPM
 			return nil, err
 		}
 	}
-	sig := id.Sign(EvidenceContext, signedMessage(payload, section))
-	env := envelope{Payload: b64.EncodeToString(payload), Signature: b64.EncodeToString(sig)}
-	if section != nil {
-		env.TPM = b64.EncodeToString(section)
-	}
-	out, err := json.Marshal(env)
-	if err != nil {
-		return nil, err
-	}
-	if len(out) > MaxEvidenceSize {
-		return nil, fmt.Errorf("%w: the evidence would be %d bytes, limit %d", ErrTooLarge, len(out), MaxEvidenceSize)
-	}
-	return out, nil
-}
-
-// signedMessage is what the evidence signature covers: the payload's length
-// as a big-endian uint32, the payload, then the TPM section (empty for
-// software-only evidence). The length makes the split unambiguous.
-func signedMessage(payload, section []byte) []byte {
-	msg := make([]byte, 4, 4+len(payload)+len(section))
-	binary.BigEndian.PutUint32(msg, uint32(len(payload)))
-	msg = append(msg, payload...)
-	return append(msg, section...)
+	return evidenceFormat.Seal(id, payload, section)
 }
 
 // ParseEvidence decodes and checks evidence: size first, then strict,
@@ -177,11 +155,15 @@ func ParseEvidence(data []byte, now time.Time, maxAge time.Duration) (*Evidence,
 	if maxAge <= 0 {
 		return nil, fmt.Errorf("evidence rejected: %w: maximum age %v is not positive", ErrStale, maxAge)
 	}
-	e, payload, section, err := decodeEvidence(bytes.TrimSpace(data))
+	env, err := evidenceFormat.Open(data)
 	if err != nil {
 		return nil, fmt.Errorf("evidence rejected: %w", err)
 	}
-	if !did.VerifyDomain(e.Subject.PublicKey(), EvidenceContext, signedMessage(payload, section), e.Signature) {
+	e, err := decodeEvidence(env)
+	if err != nil {
+		return nil, fmt.Errorf("evidence rejected: %w", err)
+	}
+	if !evidenceFormat.Verify(e.Subject.PublicKey(), env) {
 		return nil, fmt.Errorf("evidence rejected: %w: signature does not verify with the key of %s", ErrBadSignature, e.Subject)
 	}
 	if age := now.Sub(e.Time); age > maxAge {
@@ -198,54 +180,32 @@ func ParseEvidence(data []byte, now time.Time, maxAge time.Duration) (*Evidence,
 // decodeEvidence decodes data without checking the signature or the time.
 // It refuses anything that is not exactly what Sign would have produced for
 // the same values, so each evidence has one encoding.
-func decodeEvidence(data []byte) (e *Evidence, payload, section []byte, err error) {
-	var env envelope
-	if err := decodeStrict(data, &env); err != nil {
-		return nil, nil, nil, fmt.Errorf("%w: %v", ErrMalformed, err)
-	}
-	if payload, err = b64.DecodeString(env.Payload); err != nil {
-		return nil, nil, nil, fmt.Errorf("%w: payload encoding: %v", ErrMalformed, err)
-	}
-	if env.TPM != "" {
-		if section, err = b64.DecodeString(env.TPM); err != nil {
-			return nil, nil, nil, fmt.Errorf("%w: tpm encoding: %v", ErrMalformed, err)
-		}
-	}
-	sig, err := b64.DecodeString(env.Signature)
-	if err != nil {
-		return nil, nil, nil, fmt.Errorf("%w: signature encoding: %v", ErrMalformed, err)
-	}
-	if len(sig) != ed25519.SignatureSize {
-		return nil, nil, nil, fmt.Errorf("%w: signature is %d bytes, want %d", ErrMalformed, len(sig), ed25519.SignatureSize)
-	}
-	if canon, err := json.Marshal(env); err != nil || !bytes.Equal(canon, data) {
-		return nil, nil, nil, fmt.Errorf("%w: envelope is not in canonical form", ErrMalformed)
-	}
-
+func decodeEvidence(env *envelope.Opened) (e *Evidence, err error) {
+	payload, section := env.Payload, env.Section
 	var body evidenceBody
-	if err := decodeStrict(payload, &body); err != nil {
-		return nil, nil, nil, fmt.Errorf("%w: payload: %v", ErrMalformed, err)
+	if err := wire.DecodeStrict(payload, &body); err != nil {
+		return nil, fmt.Errorf("%w: payload: %v", ErrMalformed, err)
 	}
 	e, err = evidenceOf(&body)
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, err
 	}
 	switch {
 	case body.RootOfTrust == rootTPM && section == nil:
-		return nil, nil, nil, fmt.Errorf("%w: root of trust is %s but there is no tpm section", ErrMalformed, rootTPM)
+		return nil, fmt.Errorf("%w: root of trust is %s but there is no tpm section", ErrMalformed, rootTPM)
 	case body.RootOfTrust == rootSoftware && section != nil:
-		return nil, nil, nil, fmt.Errorf("%w: software-only evidence with a tpm section", ErrMalformed)
+		return nil, fmt.Errorf("%w: software-only evidence with a tpm section", ErrMalformed)
 	case section != nil:
 		if e.Hardware, err = decodeTPMQuote(section); err != nil {
-			return nil, nil, nil, err
+			return nil, err
 		}
 	}
 	if canon, err := e.payload(); err != nil || !bytes.Equal(canon, payload) {
-		return nil, nil, nil, fmt.Errorf("%w: payload is not in canonical form", ErrMalformed)
+		return nil, fmt.Errorf("%w: payload is not in canonical form", ErrMalformed)
 	}
-	e.Signature = sig
-	e.Raw = bytes.Clone(data)
-	return e, payload, section, nil
+	e.Signature = env.Signature
+	e.Raw = bytes.Clone(env.Raw)
+	return e, nil
 }
 
 // evidenceOf checks a decoded payload and returns its values.
@@ -421,18 +381,4 @@ func QuoteExtraData(payload []byte) []byte {
 	h.Write([]byte{0})
 	h.Write(payload)
 	return h.Sum(nil)
-}
-
-// decodeStrict decodes one JSON value into v, refusing unknown fields and
-// trailing data.
-func decodeStrict(data []byte, v any) error {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return err
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return fmt.Errorf("trailing data after JSON value")
-	}
-	return nil
 }

@@ -81,7 +81,7 @@ func TestParseEvidenceRejects(t *testing.T) {
 	resign := func(ev []byte, edit func(p map[string]any)) []byte {
 		// A forger who edits the payload and signs it with its own key.
 		out := editPayload(t, ev, edit)
-		var env envelope
+		var env evidenceEnvelope
 		json.Unmarshal(out, &env)
 		payload, _ := b64.DecodeString(env.Payload)
 		section, _ := b64.DecodeString(env.TPM)
@@ -90,7 +90,7 @@ func TestParseEvidenceRejects(t *testing.T) {
 		return out
 	}
 	resignRaw := func(ev []byte, edit func(payload string) string) []byte {
-		var env envelope
+		var env evidenceEnvelope
 		json.Unmarshal(ev, &env)
 		payload, _ := b64.DecodeString(env.Payload)
 		payload = []byte(edit(string(payload)))
@@ -99,8 +99,8 @@ func TestParseEvidenceRejects(t *testing.T) {
 		out, _ := json.Marshal(env)
 		return out
 	}
-	setEnv := func(ev []byte, edit func(env *envelope)) []byte {
-		var env envelope
+	setEnv := func(ev []byte, edit func(env *evidenceEnvelope)) []byte {
+		var env evidenceEnvelope
 		json.Unmarshal(ev, &env)
 		edit(&env)
 		out, _ := json.Marshal(env)
@@ -121,18 +121,18 @@ func TestParseEvidenceRejects(t *testing.T) {
 		{"tampered time to look fresh", editPayload(t, good, func(p map[string]any) { p["time"] = t0.Add(time.Hour).Format(time.RFC3339Nano) }), t0.Add(time.Hour), time.Minute, ErrBadSignature},
 		{"wrong subject key: another node's DID on our signature", editPayload(t, good, func(p map[string]any) { p["subject"] = other.DID().String() }), now, time.Minute, ErrBadSignature},
 		{"signed by a key that is not the subject's", resign(good, func(map[string]any) {}), now, time.Minute, ErrBadSignature},
-		{"signature under another context", setEnv(good, func(env *envelope) {
+		{"signature under another context", setEnv(good, func(env *evidenceEnvelope) {
 			payload, _ := b64.DecodeString(env.Payload)
 			env.Signature = b64.EncodeToString(testIdentity(t, 1).Sign(ReferenceContext, signedMessage(payload, nil)))
 		}), now, time.Minute, ErrBadSignature},
-		{"tpm section stripped from hardware evidence", setEnv(withTPM, func(env *envelope) { env.TPM = "" }), now, time.Minute, ErrMalformed},
-		{"tpm section moved to software-only evidence", setEnv(good, func(env *envelope) {
-			var w envelope
+		{"tpm section stripped from hardware evidence", setEnv(withTPM, func(env *evidenceEnvelope) { env.TPM = "" }), now, time.Minute, ErrMalformed},
+		{"tpm section moved to software-only evidence", setEnv(good, func(env *evidenceEnvelope) {
+			var w evidenceEnvelope
 			json.Unmarshal(withTPM, &w)
 			env.TPM = w.TPM
 		}), now, time.Minute, ErrMalformed},
-		{"tpm section swapped under a valid payload", setEnv(withTPM, func(env *envelope) {
-			var w envelope
+		{"tpm section swapped under a valid payload", setEnv(withTPM, func(env *evidenceEnvelope) {
+			var w evidenceEnvelope
 			json.Unmarshal(signed(t, testMeasurement(), newSoftTPM(t)), &w)
 			env.TPM = w.TPM
 		}), now, time.Minute, ErrBadSignature},
@@ -145,7 +145,7 @@ func TestParseEvidenceRejects(t *testing.T) {
 		{"trailing data", append(bytes.Clone(good), "{}"...), now, time.Minute, ErrMalformed},
 		{"space inside the envelope", []byte(strings.Replace(string(good), `,"signature"`, `, "signature"`, 1)), now, time.Minute, ErrMalformed},
 		{"duplicate key", []byte(strings.Replace(string(good), `{"payload"`, `{"signature":"","payload"`, 1)), now, time.Minute, ErrMalformed},
-		{"short signature", setEnv(good, func(env *envelope) { env.Signature = "AAAA" }), now, time.Minute, ErrMalformed},
+		{"short signature", setEnv(good, func(env *evidenceEnvelope) { env.Signature = "AAAA" }), now, time.Minute, ErrMalformed},
 		{"unknown payload field, validly signed", resignRaw(good, func(p string) string { return strings.Replace(p, `{"subject"`, `{"admin":true,"subject"`, 1) }), now, time.Minute, ErrMalformed},
 		{"field name in another case, validly signed", resignRaw(good, func(p string) string { return strings.Replace(p, `"binary_sha256"`, `"Binary_SHA256"`, 1) }), now, time.Minute, ErrMalformed},
 		{"space in the payload, validly signed", resignRaw(good, func(p string) string { return strings.Replace(p, `,"time"`, `, "time"`, 1) }), now, time.Minute, ErrMalformed},

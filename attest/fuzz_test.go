@@ -33,7 +33,12 @@ func FuzzParseEvidence(f *testing.F) {
 
 		// The decoder alone, without the signature check that stops
 		// nearly every mutation.
-		e, payload, section, err := decodeEvidence(data)
+		opened, err := evidenceFormat.Open(data)
+		if err != nil {
+			return
+		}
+		payload, section := opened.Payload, opened.Section
+		e, err = decodeEvidence(opened)
 		if err != nil {
 			return
 		}
@@ -47,12 +52,12 @@ func FuzzParseEvidence(f *testing.F) {
 				t.Fatalf("tpm section not canonical:\n in %q\nout %q", section, s)
 			}
 		}
-		env := envelope{Payload: b64.EncodeToString(payload), Signature: b64.EncodeToString(e.Signature)}
+		env := evidenceEnvelope{Payload: b64.EncodeToString(payload), Signature: b64.EncodeToString(e.Signature)}
 		if section != nil {
 			env.TPM = b64.EncodeToString(section)
 		}
-		if out, _ := json.Marshal(env); !bytes.Equal(out, data) {
-			t.Fatalf("envelope not canonical:\n in %q\nout %q", data, out)
+		if out, _ := json.Marshal(env); !bytes.Equal(out, opened.Raw) {
+			t.Fatalf("envelope not canonical:\n in %q\nout %q", opened.Raw, out)
 		}
 		Verify(e, ref, testNonce(7))
 	})
@@ -126,7 +131,12 @@ func FuzzParseQuarantine(f *testing.F) {
 		}
 
 		// The decoder alone, without the signature check.
-		q, payload, err := decodeQuarantine(data)
+		opened, err := quarantineFormat.Open(data)
+		if err != nil {
+			return
+		}
+		payload := opened.Payload
+		q, err = decodeQuarantine(opened)
 		if err != nil {
 			return
 		}
@@ -135,8 +145,8 @@ func FuzzParseQuarantine(f *testing.F) {
 			t.Fatalf("payload not canonical:\n in %q\nout %q", payload, again)
 		}
 		env := quarantineEnvelope{Payload: b64.EncodeToString(payload), Signature: b64.EncodeToString(q.Signature)}
-		if out, _ := json.Marshal(env); !bytes.Equal(out, data) {
-			t.Fatalf("envelope not canonical:\n in %q\nout %q", data, out)
+		if out, _ := json.Marshal(env); !bytes.Equal(out, opened.Raw) {
+			t.Fatalf("envelope not canonical:\n in %q\nout %q", opened.Raw, out)
 		}
 		if err := q.validate(); err != nil {
 			t.Fatalf("decoded announcement does not validate: %v", err)

@@ -97,7 +97,7 @@ func parsed(t testing.TB, ev []byte) *Evidence {
 // it with the payload re-encoded but NOT signed again.
 func editPayload(t testing.TB, ev []byte, edit func(p map[string]any)) []byte {
 	t.Helper()
-	var env envelope
+	var env evidenceEnvelope
 	if err := json.Unmarshal(ev, &env); err != nil {
 		t.Fatal(err)
 	}

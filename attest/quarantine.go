@@ -2,12 +2,13 @@ package attest
 
 import (
 	"bytes"
-	"crypto/ed25519"
 	"encoding/json"
 	"fmt"
 	"time"
 
 	"github.com/ztmesh/ztmesh/did"
+	"github.com/ztmesh/ztmesh/internal/envelope"
+	"github.com/ztmesh/ztmesh/internal/wire"
 )
 
 // Quarantine announcement format constants. docs/ATTESTATION.md specifies
@@ -50,9 +51,16 @@ type Quarantine struct {
 	Raw       []byte // the announcement as received, without surrounding space
 }
 
-type quarantineEnvelope struct {
-	Payload   string `json:"payload"`
-	Signature string `json:"signature"`
+// quarantineFormat is an announcement on the wire: the payload's exact
+// bytes and an Ed25519 signature over them, each in standard base64 with
+// padding (internal/envelope), in canonical form only.
+var quarantineFormat = &envelope.Format{
+	Context:      QuarantineContext,
+	Name:         "announcement",
+	MaxSize:      MaxQuarantineSize,
+	Canonical:    true,
+	ErrTooLarge:  ErrTooLarge,
+	ErrMalformed: ErrMalformed,
 }
 
 type quarantinePayload struct {
@@ -76,17 +84,7 @@ func SignQuarantine(announcer *did.Identity, q *Quarantine, now time.Time) ([]by
 	if err != nil {
 		return nil, err
 	}
-	out, err := json.Marshal(quarantineEnvelope{
-		Payload:   b64.EncodeToString(payload),
-		Signature: b64.EncodeToString(announcer.Sign(QuarantineContext, payload)),
-	})
-	if err != nil {
-		return nil, err
-	}
-	if len(out) > MaxQuarantineSize {
-		return nil, fmt.Errorf("%w: the announcement would be %d bytes, limit %d", ErrTooLarge, len(out), MaxQuarantineSize)
-	}
-	return out, nil
+	return quarantineFormat.Seal(announcer, payload, nil)
 }
 
 // ParseQuarantine decodes a quarantine announcement: size first, then
@@ -96,61 +94,48 @@ func SignQuarantine(announcer *did.Identity, q *Quarantine, now time.Time) ([]by
 // statement, not that it is true; the caller checks that Announcer is a
 // member it knows. Each error wraps one of the package's sentinels.
 func ParseQuarantine(data []byte) (*Quarantine, error) {
-	if len(data) > MaxQuarantineSize {
-		return nil, fmt.Errorf("quarantine announcement rejected: %w: %d bytes, limit %d", ErrTooLarge, len(data), MaxQuarantineSize)
-	}
-	data = bytes.TrimSpace(data)
-	q, payload, err := decodeQuarantine(data)
+	env, err := quarantineFormat.Open(data)
 	if err != nil {
 		return nil, fmt.Errorf("quarantine announcement rejected: %w", err)
 	}
-	if !did.VerifyDomain(q.Announcer.PublicKey(), QuarantineContext, payload, q.Signature) {
+	q, err := decodeQuarantine(env)
+	if err != nil {
+		return nil, fmt.Errorf("quarantine announcement rejected: %w", err)
+	}
+	if !quarantineFormat.Verify(q.Announcer.PublicKey(), env) {
 		return nil, fmt.Errorf("quarantine announcement rejected: %w: signature does not verify with the key of %s", ErrBadSignature, q.Announcer)
 	}
 	return q, nil
 }
 
-// decodeQuarantine decodes data without checking the signature, refusing
+// decodeQuarantine decodes the payload without checking the signature, refusing
 // anything but what SignQuarantine produces for the same values.
-func decodeQuarantine(data []byte) (*Quarantine, []byte, error) {
-	var env quarantineEnvelope
-	if err := decodeStrict(data, &env); err != nil {
-		return nil, nil, fmt.Errorf("%w: %v", ErrMalformed, err)
-	}
-	payload, err := b64.DecodeString(env.Payload)
-	if err != nil {
-		return nil, nil, fmt.Errorf("%w: payload encoding: %v", ErrMalformed, err)
-	}
-	sig, err := b64.DecodeString(env.Signature)
-	if err != nil || len(sig) != ed25519.SignatureSize {
-		return nil, nil, fmt.Errorf("%w: signature is not %d bytes of base64", ErrMalformed, ed25519.SignatureSize)
-	}
-	if canon, err := json.Marshal(env); err != nil || !bytes.Equal(canon, data) {
-		return nil, nil, fmt.Errorf("%w: envelope is not in canonical form", ErrMalformed)
-	}
+func decodeQuarantine(env *envelope.Opened) (*Quarantine, error) {
+	payload := env.Payload
 	var p quarantinePayload
-	if err := decodeStrict(payload, &p); err != nil {
-		return nil, nil, fmt.Errorf("%w: payload: %v", ErrMalformed, err)
+	if err := wire.DecodeStrict(payload, &p); err != nil {
+		return nil, fmt.Errorf("%w: payload: %v", ErrMalformed, err)
 	}
-	q := &Quarantine{Reason: p.Reason, Evidence: p.Evidence, Signature: sig, Raw: bytes.Clone(data)}
+	q := &Quarantine{Reason: p.Reason, Evidence: p.Evidence, Signature: env.Signature, Raw: bytes.Clone(env.Raw)}
+	var err error
 	if q.Announcer, err = did.ParseDID(p.Announcer); err != nil {
-		return nil, nil, fmt.Errorf("%w: announcer: %v", ErrMalformed, err)
+		return nil, fmt.Errorf("%w: announcer: %v", ErrMalformed, err)
 	}
 	if q.Subject, err = did.ParseDID(p.Subject); err != nil {
-		return nil, nil, fmt.Errorf("%w: subject: %v", ErrMalformed, err)
+		return nil, fmt.Errorf("%w: subject: %v", ErrMalformed, err)
 	}
 	t, err := time.Parse(time.RFC3339Nano, p.Time)
 	if err != nil {
-		return nil, nil, fmt.Errorf("%w: time: %v", ErrMalformed, err)
+		return nil, fmt.Errorf("%w: time: %v", ErrMalformed, err)
 	}
 	q.Time = t.UTC()
 	if err := q.validate(); err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	if canon, err := q.payload(); err != nil || !bytes.Equal(canon, payload) {
-		return nil, nil, fmt.Errorf("%w: payload is not in canonical form", ErrMalformed)
+		return nil, fmt.Errorf("%w: payload is not in canonical form", ErrMalformed)
 	}
-	return q, payload, nil
+	return q, nil
 }
 
 func (q *Quarantine) validate() error {

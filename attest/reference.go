@@ -2,7 +2,6 @@ package attest
 
 import (
 	"bytes"
-	"crypto/ed25519"
 	"encoding/json"
 	"fmt"
 	"go/version"
@@ -16,6 +15,8 @@ import (
 	"golang.org/x/mod/semver"
 
 	"github.com/ztmesh/ztmesh/did"
+	"github.com/ztmesh/ztmesh/internal/envelope"
+	"github.com/ztmesh/ztmesh/internal/wire"
 )
 
 // Reference values format constants. docs/ATTESTATION.md specifies the format.
@@ -72,9 +73,15 @@ type Reference struct {
 	Raw []byte
 }
 
-type referenceEnvelope struct {
-	Payload   string `json:"payload"`
-	Signature string `json:"signature"`
+// referenceFormat is reference values on the wire: the payload's exact
+// bytes and an Ed25519 signature over them, each in standard base64 with
+// padding (internal/envelope).
+var referenceFormat = &envelope.Format{
+	Context:      ReferenceContext,
+	Name:         "reference values",
+	MaxSize:      MaxReferenceSize,
+	ErrTooLarge:  ErrTooLarge,
+	ErrMalformed: ErrMalformed,
 }
 
 type referencePayload struct {
@@ -128,17 +135,7 @@ func SignReference(issuer *did.Identity, ref *Reference, now time.Time) ([]byte,
 	if err != nil {
 		return nil, err
 	}
-	out, err := json.Marshal(referenceEnvelope{
-		Payload:   b64.EncodeToString(payload),
-		Signature: b64.EncodeToString(issuer.Sign(ReferenceContext, payload)),
-	})
-	if err != nil {
-		return nil, err
-	}
-	if len(out) > MaxReferenceSize {
-		return nil, fmt.Errorf("%w: the reference values would be %d bytes, limit %d", ErrTooLarge, len(out), MaxReferenceSize)
-	}
-	return out, nil
+	return referenceFormat.Seal(issuer, payload, nil)
 }
 
 // VerifyReference checks signed reference values: size, then strict
@@ -147,39 +144,27 @@ func SignReference(issuer *did.Identity, ref *Reference, now time.Time) ([]byte,
 // over the exact payload bytes. It does not compare the version with
 // earlier reference values: References.Update does.
 func VerifyReference(data []byte, trusted func(did.DID) bool) (*Reference, error) {
-	if len(data) > MaxReferenceSize {
-		return nil, fmt.Errorf("reference values rejected: %w: %d bytes, limit %d", ErrTooLarge, len(data), MaxReferenceSize)
-	}
-	data = bytes.TrimSpace(data)
-	var env referenceEnvelope
-	if err := decodeStrict(data, &env); err != nil {
-		return nil, fmt.Errorf("reference values rejected: %w: %v", ErrMalformed, err)
-	}
-	payload, err := b64.DecodeString(env.Payload)
+	env, err := referenceFormat.Open(data)
 	if err != nil {
-		return nil, fmt.Errorf("reference values rejected: %w: payload encoding: %v", ErrMalformed, err)
+		return nil, fmt.Errorf("reference values rejected: %w", err)
 	}
-	sig, err := b64.DecodeString(env.Signature)
-	if err != nil || len(sig) != ed25519.SignatureSize {
-		return nil, fmt.Errorf("reference values rejected: %w: signature is not %d bytes of base64", ErrMalformed, ed25519.SignatureSize)
-	}
-	ref, err := decodeReference(payload)
+	ref, err := decodeReference(env.Payload)
 	if err != nil {
 		return nil, fmt.Errorf("reference values rejected: %w", err)
 	}
 	if trusted == nil || !trusted(ref.Issuer) {
 		return nil, fmt.Errorf("reference values rejected: %w: %s is not a pinned issuer", ErrUntrustedIssuer, ref.Issuer)
 	}
-	if !did.VerifyDomain(ref.Issuer.PublicKey(), ReferenceContext, payload, sig) {
+	if !referenceFormat.Verify(ref.Issuer.PublicKey(), env) {
 		return nil, fmt.Errorf("reference values rejected: %w: signature does not verify with the key of %s", ErrBadSignature, ref.Issuer)
 	}
-	ref.Raw = bytes.Clone(data)
+	ref.Raw = bytes.Clone(env.Raw)
 	return ref, nil
 }
 
 func decodeReference(payload []byte) (*Reference, error) {
 	var p referencePayload
-	if err := decodeStrict(payload, &p); err != nil {
+	if err := wire.DecodeStrict(payload, &p); err != nil {
 		return nil, fmt.Errorf("%w: payload: %v", ErrMalformed, err)
 	}
 	iss, err := did.ParseDID(p.Issuer)

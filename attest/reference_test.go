@@ -81,7 +81,7 @@ func TestVerifyReferenceRejects(t *testing.T) {
 	issuer, mallory := testIdentity(t, 9), testIdentity(t, 10)
 	good := signRef(t, issuer, testReference())
 	tamper := func(edit func(p map[string]any)) []byte {
-		var env referenceEnvelope
+		var env quarantineEnvelope
 		json.Unmarshal(good, &env)
 		payload, _ := b64.DecodeString(env.Payload)
 		var p map[string]any
@@ -99,7 +99,7 @@ func TestVerifyReferenceRejects(t *testing.T) {
 	}{
 		{"untrusted reference issuer", signRef(t, mallory, testReference()), ErrUntrustedIssuer},
 		{"names a pinned issuer, signed by another key", func() []byte {
-			var env referenceEnvelope
+			var env quarantineEnvelope
 			json.Unmarshal(good, &env)
 			payload, _ := b64.DecodeString(env.Payload)
 			env.Signature = b64.EncodeToString(mallory.Sign(ReferenceContext, payload))
@@ -112,7 +112,7 @@ func TestVerifyReferenceRejects(t *testing.T) {
 			ref := testReference()
 			ref.RequireHardware = true
 			data := signRef(t, issuer, ref)
-			var env referenceEnvelope
+			var env quarantineEnvelope
 			json.Unmarshal(data, &env)
 			payload, _ := b64.DecodeString(env.Payload)
 			payload = bytes.Replace(payload, []byte(`"require_hardware":true`), []byte(`"require_hardware":false`), 1)
@@ -121,7 +121,7 @@ func TestVerifyReferenceRejects(t *testing.T) {
 			return out
 		}(), ErrBadSignature},
 		{"signed under the evidence context", func() []byte {
-			var env referenceEnvelope
+			var env quarantineEnvelope
 			json.Unmarshal(good, &env)
 			payload, _ := b64.DecodeString(env.Payload)
 			env.Signature = b64.EncodeToString(issuer.Sign(EvidenceContext, payload))

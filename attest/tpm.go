@@ -20,6 +20,7 @@ import (
 	"github.com/google/go-tpm/legacy/tpm2"
 
 	"github.com/ztmesh/ztmesh/did"
+	"github.com/ztmesh/ztmesh/internal/wire"
 )
 
 // TPM constants.
@@ -114,7 +115,7 @@ func (q *TPMQuote) encode() ([]byte, error) {
 
 func decodeTPMQuote(section []byte) (*TPMQuote, error) {
 	var s tpmSection
-	if err := decodeStrict(section, &s); err != nil {
+	if err := wire.DecodeStrict(section, &s); err != nil {
 		return nil, fmt.Errorf("%w: tpm section: %v", ErrMalformed, err)
 	}
 	if s.PCRBank != pcrBankSHA256 {

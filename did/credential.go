@@ -12,6 +12,8 @@ import (
 	"github.com/google/uuid"
 	"github.com/hyperledger/aries-framework-go/pkg/doc/util"
 	"github.com/hyperledger/aries-framework-go/pkg/doc/verifiable"
+
+	"github.com/ztmesh/ztmesh/internal/wire"
 )
 
 // Credential format constants.
@@ -161,7 +163,7 @@ func decodeJWT(token []byte) (*decoded, error) {
 		return nil, err
 	}
 	var p credPayload
-	if err := decodeStrict(j.payload, &p); err != nil {
+	if err := wire.DecodeStrict(j.payload, &p); err != nil {
 		return nil, fmt.Errorf("%w: payload: %v", ErrMalformed, err)
 	}
 	var missing []string
@@ -256,7 +258,7 @@ func (d *decoded) decodeClaims() error {
 		return fmt.Errorf("%w: credentialSubject: %v", ErrMalformed, err)
 	}
 	var sf subjectFields
-	if err := decodeStrict(raw, &sf); err != nil {
+	if err := wire.DecodeStrict(raw, &sf); err != nil {
 		return fmt.Errorf("%w: credentialSubject: %v", ErrMalformed, err)
 	}
 	if sf.TrustScore == nil {

@@ -1,6 +1,10 @@
 package did
 
-import "errors"
+import (
+	"errors"
+
+	"github.com/ztmesh/ztmesh/internal/fsutil"
+)
 
 // Errors returned when a credential or revocation list is rejected. Callers
 // test for them with errors.Is; the wrapping error adds the detail.
@@ -9,7 +13,8 @@ var (
 	// revocation list (bad encoding, bad header, missing fields).
 	ErrMalformed = errors.New("malformed")
 	// ErrTooLarge: the input is bigger than the size limit; it was not parsed.
-	ErrTooLarge = errors.New("too large")
+	// It is fsutil.ErrTooLarge, so a file over its limit matches it too.
+	ErrTooLarge = fsutil.ErrTooLarge
 	// ErrBadSignature: the signature does not verify with the issuer's key.
 	ErrBadSignature = errors.New("bad signature")
 	// ErrUntrustedIssuer: the issuer is not one of the pinned issuer DIDs.

@@ -6,8 +6,9 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"io"
 	"strings"
+
+	"github.com/ztmesh/ztmesh/internal/wire"
 )
 
 // A compact JWS (RFC 7515) is header.payload.signature, each part base64url
@@ -60,7 +61,7 @@ func parseJWS(token []byte, maxSize int) (*jws, error) {
 		return nil, fmt.Errorf("%w: signature encoding: %v", ErrMalformed, err)
 	}
 	var h jwsHeader
-	if err := decodeStrict(rawHeader, &h); err != nil {
+	if err := wire.DecodeStrict(rawHeader, &h); err != nil {
 		return nil, fmt.Errorf("%w: header: %v", ErrMalformed, err)
 	}
 	if h.Alg != "EdDSA" {
@@ -106,21 +107,6 @@ func signCompact(id *Identity, typ string, payload []byte) (string, error) {
 
 // b64 is base64url without padding, strict: a token has one encoding only.
 var b64 = base64.RawURLEncoding.Strict()
-
-// decodeStrict decodes one JSON value into v, refusing unknown fields and
-// trailing data.
-func decodeStrict(data []byte, v any) error {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return err
-	}
-	var extra json.RawMessage // only white space may follow (dec.More lets a stray "}" through)
-	if err := dec.Decode(&extra); err != io.EOF {
-		return fmt.Errorf("trailing data after JSON value")
-	}
-	return nil
-}
 
 // verifyJWS checks a JWS signature with the issuer's Ed25519 key.
 func verifyJWS(issuer DID, j *jws) bool {

@@ -13,6 +13,8 @@ import (
 
 	"filippo.io/age"
 	"filippo.io/age/armor"
+
+	"github.com/ztmesh/ztmesh/internal/fsutil"
 )
 
 // Keystore file layout in a data directory.
@@ -187,46 +189,16 @@ func ReadPassphraseFile(path string) ([]byte, error) {
 	return []byte(p), nil
 }
 
-// ReadFileLimited reads a file of at most limit bytes: credentials and
-// revocation lists are capped before they are read into memory.
+// ReadFileLimited reads a file of at most limit bytes.
+//
+// Deprecated: use internal/fsutil.ReadFileLimited.
 func ReadFileLimited(path string, limit int64) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, limit+1))
-	if err != nil {
-		return nil, err
-	}
-	if int64(len(data)) > limit {
-		return nil, fmt.Errorf("%w: %s is larger than %d bytes", ErrTooLarge, path, limit)
-	}
-	return data, nil
+	return fsutil.ReadFileLimited(path, limit)
 }
 
-// WriteFileAtomic writes data to path through a temporary file and a rename,
-// so a reader never sees a half-written file.
+// WriteFileAtomic writes data to path through a temporary file and a rename.
+//
+// Deprecated: use internal/fsutil.WriteFileAtomic.
 func WriteFileAtomic(path string, data []byte, perm fs.FileMode) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Chmod(perm); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
+	return fsutil.WriteFileAtomic(path, data, perm)
 }

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/ztmesh/ztmesh/internal/wire"
 )
 
 // Revocation list format constants.
@@ -108,7 +110,7 @@ func decodeRevocationList(token []byte) (*RevocationList, DID, *jws, error) {
 		return nil, DID{}, nil, err
 	}
 	var p revocationPayload
-	if err := decodeStrict(j.payload, &p); err != nil {
+	if err := wire.DecodeStrict(j.payload, &p); err != nil {
 		return nil, DID{}, nil, fmt.Errorf("%w: payload: %v", ErrMalformed, err)
 	}
 	iss, err := ParseDID(p.Iss)

@@ -2,11 +2,8 @@ package policy
 
 import (
 	"bytes"
-	"crypto/ed25519"
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"io"
 	"maps"
 	"path"
 	"strings"
@@ -14,6 +11,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/ztmesh/ztmesh/did"
+	"github.com/ztmesh/ztmesh/internal/envelope"
+	"github.com/ztmesh/ztmesh/internal/wire"
 )
 
 // Policy bundle format constants. docs/POLICY.md specifies the format.
@@ -40,11 +39,15 @@ type Bundle struct {
 	Raw      []byte            // the signed bundle as received, without surrounding space
 }
 
-// bundleEnvelope is the bundle on the wire: the payload's exact bytes and an
-// Ed25519 signature over them, each in standard base64 with padding.
-type bundleEnvelope struct {
-	Payload   string `json:"payload"`
-	Signature string `json:"signature"`
+// bundleFormat is the bundle on the wire: the payload's exact bytes and an
+// Ed25519 signature over them, each in standard base64 with padding
+// (internal/envelope).
+var bundleFormat = &envelope.Format{
+	Context:      BundleContext,
+	Name:         "bundle",
+	MaxSize:      MaxBundleSize,
+	ErrTooLarge:  ErrTooLarge,
+	ErrMalformed: ErrMalformed,
 }
 
 // bundlePayload is what the issuer signs.
@@ -54,9 +57,6 @@ type bundlePayload struct {
 	IssuedAt string            `json:"issued_at"`
 	Modules  map[string]string `json:"modules"`
 }
-
-// b64 is standard base64 with padding, strict: one encoding per value.
-var b64 = base64.StdEncoding.Strict()
 
 // SignBundle signs modules as bundle version (at least 1) issued at now. It
 // refuses modules that do not compile (ErrCompile): a policy that no node
@@ -85,17 +85,7 @@ func SignBundle(issuer *did.Identity, modules map[string]string, version uint64,
 
 // sealBundle signs payload and wraps it in the envelope.
 func sealBundle(issuer *did.Identity, payload []byte) ([]byte, error) {
-	tok, err := json.Marshal(bundleEnvelope{
-		Payload:   b64.EncodeToString(payload),
-		Signature: b64.EncodeToString(issuer.Sign(BundleContext, payload)),
-	})
-	if err != nil {
-		return nil, err
-	}
-	if len(tok) > MaxBundleSize {
-		return nil, fmt.Errorf("%w: the bundle would be %d bytes, limit %d", ErrTooLarge, len(tok), MaxBundleSize)
-	}
-	return tok, nil
+	return bundleFormat.Seal(issuer, payload, nil)
 }
 
 // VerifyBundle checks a bundle: size, then strict structure (unknown fields
@@ -104,61 +94,49 @@ func sealBundle(issuer *did.Identity, payload []byte) ([]byte, error) {
 // not compile the modules nor check the version against earlier bundles:
 // Engine.ApplyBundle does. Each error wraps one of the package's sentinels.
 func VerifyBundle(token []byte, trusted func(did.DID) bool) (*Bundle, error) {
-	if len(token) > MaxBundleSize {
-		return nil, fmt.Errorf("policy bundle rejected: %w: %d bytes, limit %d", ErrTooLarge, len(token), MaxBundleSize)
+	env, err := bundleFormat.Open(token)
+	if err != nil {
+		return nil, fmt.Errorf("policy bundle rejected: %w", err)
 	}
-	b, payload, sig, err := decodeBundle(bytes.TrimSpace(token))
+	b, err := decodeBundle(env)
 	if err != nil {
 		return nil, fmt.Errorf("policy bundle rejected: %w", err)
 	}
 	if trusted == nil || !trusted(b.Issuer) {
 		return nil, fmt.Errorf("policy bundle rejected: %w: %s is not a pinned issuer", ErrUntrustedIssuer, b.Issuer)
 	}
-	if !did.VerifyDomain(b.Issuer.PublicKey(), BundleContext, payload, sig) {
+	if !bundleFormat.Verify(b.Issuer.PublicKey(), env) {
 		return nil, fmt.Errorf("policy bundle rejected: %w: signature does not verify with the key of %s", ErrBadSignature, b.Issuer)
 	}
 	return b, nil
 }
 
-func decodeBundle(token []byte) (b *Bundle, payload, sig []byte, err error) {
-	var env bundleEnvelope
-	if err := decodeStrict(token, &env); err != nil {
-		return nil, nil, nil, fmt.Errorf("%w: %v", ErrMalformed, err)
-	}
-	if payload, err = b64.DecodeString(env.Payload); err != nil {
-		return nil, nil, nil, fmt.Errorf("%w: payload encoding: %v", ErrMalformed, err)
-	}
-	if sig, err = b64.DecodeString(env.Signature); err != nil {
-		return nil, nil, nil, fmt.Errorf("%w: signature encoding: %v", ErrMalformed, err)
-	}
-	if len(sig) != ed25519.SignatureSize {
-		return nil, nil, nil, fmt.Errorf("%w: signature is %d bytes, want %d", ErrMalformed, len(sig), ed25519.SignatureSize)
-	}
+func decodeBundle(env *envelope.Opened) (*Bundle, error) {
 	var p bundlePayload
-	if err := decodeStrict(payload, &p); err != nil {
-		return nil, nil, nil, fmt.Errorf("%w: payload: %v", ErrMalformed, err)
+	if err := wire.DecodeStrict(env.Payload, &p); err != nil {
+		return nil, fmt.Errorf("%w: payload: %v", ErrMalformed, err)
 	}
 	iss, err := did.ParseDID(p.Issuer)
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("%w: issuer: %v", ErrMalformed, err)
+		return nil, fmt.Errorf("%w: issuer: %v", ErrMalformed, err)
 	}
 	if p.Version == 0 {
-		return nil, nil, nil, fmt.Errorf("%w: version 0", ErrMalformed)
+		return nil, fmt.Errorf("%w: version 0", ErrMalformed)
 	}
 	issued, err := time.Parse(time.RFC3339, p.IssuedAt)
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("%w: issued_at: %v", ErrMalformed, err)
+		return nil, fmt.Errorf("%w: issued_at: %v", ErrMalformed, err)
 	}
 	if err := checkModules(p.Modules); err != nil {
-		return nil, nil, nil, err
+		return nil, err
 	}
 	return &Bundle{
 		Issuer:   iss,
 		Version:  p.Version,
 		IssuedAt: issued.UTC(),
 		Modules:  maps.Clone(p.Modules),
-		Raw:      bytes.Clone(token),
-	}, payload, sig, nil
+		Raw:      bytes.Clone(env.Raw),
+	}, nil
 }
 
 // checkModules checks the module list's shape: 1 to 256 modules, each named
@@ -178,20 +156,6 @@ func checkModules(modules map[string]string) error {
 		if !ok {
 			return fmt.Errorf("%w: module name %q: use a relative path ending in .rego", ErrMalformed, truncate(name))
 		}
-	}
-	return nil
-}
-
-// decodeStrict decodes one JSON value into v, refusing unknown fields and
-// trailing data.
-func decodeStrict(data []byte, v any) error {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return err
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return fmt.Errorf("trailing data after JSON value")
 	}
 	return nil
 }

@@ -68,7 +68,7 @@ func payloadOf(issuer *did.Identity, version uint64, modules map[string]string) 
 	}
 }
 
-func envelope(t testing.TB, tok []byte) (payload, sig []byte) {
+func unwrap(t testing.TB, tok []byte) (payload, sig []byte) {
 	t.Helper()
 	var env bundleEnvelope
 	if err := json.Unmarshal(tok, &env); err != nil {
@@ -120,7 +120,7 @@ func TestBundleVector(t *testing.T) {
 	if !bytes.Equal(tok, bytes.TrimSpace(want)) {
 		t.Fatalf("SignBundle output changed; the wire format is in docs/POLICY.md\n got %s\nwant %s", tok, want)
 	}
-	payload, _ := envelope(t, want)
+	payload, _ := unwrap(t, want)
 	const wantPayload = `{"issuer":"did:key:z6Mkon3Necd6NkkyfoGoHxid2znGc59LU3K7mubaRcFbLfLX","version":1,"issued_at":"2026-11-27T10:00:00Z","modules":{"open.rego":"package ztmesh.authz\nallow := true\n"}}`
 	if string(payload) != wantPayload {
 		t.Errorf("payload\n got %s\nwant %s", payload, wantPayload)
@@ -156,20 +156,20 @@ func TestApplyBundleRefusals(t *testing.T) {
 	current := sign(t, issuer, open, 5)
 
 	tamperPayload := func() []byte {
-		p, sig := envelope(t, sign(t, issuer, open, 9))
+		p, sig := unwrap(t, sign(t, issuer, open, 9))
 		return wrap(t, bytes.Replace(p, []byte(`"version":9`), []byte(`"version":8`), 1), sig)
 	}
 	flipSig := func() []byte {
-		p, sig := envelope(t, sign(t, issuer, open, 9))
+		p, sig := unwrap(t, sign(t, issuer, open, 9))
 		sig[10] ^= 1
 		return wrap(t, p, sig)
 	}
 	otherContext := func() []byte {
-		p, _ := envelope(t, sign(t, issuer, open, 9))
+		p, _ := unwrap(t, sign(t, issuer, open, 9))
 		return wrap(t, p, issuer.Sign("ztmesh/revocations/v1", p))
 	}
 	impersonate := func() []byte {
-		p, _ := envelope(t, sign(t, issuer, open, 9))
+		p, _ := unwrap(t, sign(t, issuer, open, 9))
 		return wrap(t, p, mallory.Sign(BundleContext, p))
 	}
 	withField := func(k string, v any) []byte {
@@ -312,7 +312,7 @@ func FuzzVerifyBundle(f *testing.F) {
 		if b.Issuer != issuer.DID() || b.Version == 0 || len(b.Modules) == 0 || !bytes.Equal(b.Raw, bytes.TrimSpace(token)) {
 			t.Fatalf("accepted bundle %+v", b)
 		}
-		payload, sig := envelope(t, b.Raw)
+		payload, sig := unwrap(t, b.Raw)
 		if !did.VerifyDomain(issuer.PublicKey(), BundleContext, payload, sig) {
 			t.Fatalf("accepted a bundle whose signature does not verify")
 		}

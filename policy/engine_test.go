@@ -65,9 +65,8 @@ func newClock(t time.Time) *clock {
 	c.set(t)
 	return c
 }
-func (c *clock) now() time.Time          { return time.Unix(0, c.ns.Load()).UTC() }
-func (c *clock) set(t time.Time)         { c.ns.Store(t.UnixNano()) }
-func (c *clock) advance(d time.Duration) { c.ns.Add(int64(d)) }
+func (c *clock) now() time.Time  { return time.Unix(0, c.ns.Load()).UTC() }
+func (c *clock) set(t time.Time) { c.ns.Store(t.UnixNano()) }
 
 func newEngine(t testing.TB, opts ...Option) *Engine {
 	t.Helper()

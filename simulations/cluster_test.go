@@ -128,8 +128,7 @@ func TestTopologyKeepsZonesConnected(t *testing.T) {
 		for i := range parent {
 			parent[i] = i
 		}
-		var find func(int) int
-		find = func(i int) int {
+		find := func(i int) int {
 			for parent[i] != i {
 				i = parent[i]
 			}

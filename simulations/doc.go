@@ -4,7 +4,7 @@
 // state) whose libp2p hosts sit on go-libp2p's mocknet: in-memory links with
 // a configured latency and bandwidth. Only the transport is simulated.
 //
-// Scenarios are YAML files in simulations/scenarios; `ztmesh sim run` runs
+// Scenarios are YAML files in simulations/scenarios; `ztmesh-sim run` runs
 // one and writes a Markdown report with PNG plots. Every figure is paired
 // with a baseline from the same run: the same topology and load over plain
 // go-libp2p-pubsub with default settings.

@@ -12,7 +12,8 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
-	"github.com/ztmesh/ztmesh/did"
+	"github.com/ztmesh/ztmesh/internal/fsutil"
+	"github.com/ztmesh/ztmesh/internal/yamltime"
 	"github.com/ztmesh/ztmesh/node"
 )
 
@@ -90,23 +91,14 @@ func (l LinkSpec) Link() Link {
 }
 
 // Duration is a time.Duration written as "10s" in YAML.
-type Duration time.Duration
-
-func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
-	v, err := time.ParseDuration(n.Value)
-	if err != nil {
-		return fmt.Errorf("line %d: %w", n.Line, err)
-	}
-	*d = Duration(v)
-	return nil
-}
+type Duration = yamltime.Duration
 
 // Kinds are the scenario kinds the runner knows.
 var Kinds = []string{"fleet", "attacks", "hardening", "propagation", "churn"}
 
 // LoadScenario reads and checks a scenario file.
 func LoadScenario(path string) (*Scenario, error) {
-	data, err := did.ReadFileLimited(path, maxScenarioSize)
+	data, err := fsutil.ReadFileLimited(path, maxScenarioSize)
 	if err != nil {
 		return nil, fmt.Errorf("scenario: %w", err)
 	}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/ztmesh/ztmesh/attest"
 	"github.com/ztmesh/ztmesh/did"
+	"github.com/ztmesh/ztmesh/internal/fsutil"
 	"github.com/ztmesh/ztmesh/node"
 	"github.com/ztmesh/ztmesh/policy"
 )
@@ -84,7 +85,7 @@ func attestReference(args []string, stdout, stderr io.Writer) error {
 
 	// The version must increase: read the one in FILE, if any.
 	var last uint64
-	data, err := did.ReadFileLimited(*out, attest.MaxReferenceSize)
+	data, err := fsutil.ReadFileLimited(*out, attest.MaxReferenceSize)
 	switch {
 	case errors.Is(err, iofs.ErrNotExist):
 	case err != nil:
@@ -120,7 +121,7 @@ func attestReference(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if err := did.WriteFileAtomic(*out, append(signed, '\n'), 0o644); err != nil {
+	if err := fsutil.WriteFileAtomic(*out, append(signed, '\n'), 0o644); err != nil {
 		return fmt.Errorf("write reference values: %w", err)
 	}
 	hw := ""
@@ -192,7 +193,7 @@ func attestShow(args []string, stdout, stderr io.Writer) error {
 	opts := attest.MeasureOptions{Now: time.Now()}
 	cfgPath := *configFile
 	if cfgPath == "" {
-		if p := filepath.Join(*dir, node.ConfigFile); fileExists(p) {
+		if p := filepath.Join(*dir, node.ConfigFile); fsutil.FileExists(p) {
 			cfgPath = p
 		}
 	}
@@ -245,14 +246,14 @@ func attestShow(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("the evidence just made does not parse: %w", err)
 	}
 	if *out != "" {
-		if err := did.WriteFileAtomic(*out, append(evidence, '\n'), 0o644); err != nil {
+		if err := fsutil.WriteFileAtomic(*out, append(evidence, '\n'), 0o644); err != nil {
 			return fmt.Errorf("write evidence: %w", err)
 		}
 	}
 
 	var res *attest.Result
 	if *refFile != "" {
-		data, err := did.ReadFileLimited(*refFile, attest.MaxReferenceSize)
+		data, err := fsutil.ReadFileLimited(*refFile, attest.MaxReferenceSize)
 		if err != nil {
 			return fmt.Errorf("reference values: %w", err)
 		}
@@ -275,11 +276,6 @@ func attestShow(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("the evidence does not satisfy reference values version %d: %s", res.ReferenceVersion, strings.Join(res.Problems, "; "))
 	}
 	return nil
-}
-
-func fileExists(path string) bool {
-	_, err := os.Stat(path)
-	return err == nil
 }
 
 const measuredBy = "measured by the CLI, not the daemon"

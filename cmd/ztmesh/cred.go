@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/ztmesh/ztmesh/did"
+	"github.com/ztmesh/ztmesh/internal/fsutil"
 )
 
 func credIssue(args []string, stdout, stderr io.Writer) error {
@@ -69,7 +70,7 @@ func credIssue(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintln(stdout, tok)
 		return nil
 	}
-	if err := did.WriteFileAtomic(*out, []byte(tok+"\n"), 0o600); err != nil {
+	if err := fsutil.WriteFileAtomic(*out, []byte(tok+"\n"), 0o600); err != nil {
 		return fmt.Errorf("write credential: %w", err)
 	}
 	fmt.Fprintf(stderr, "wrote credential for %s to %s\n", sub, *out)
@@ -112,7 +113,7 @@ func credVerify(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	if *revFile != "" {
-		data, err := did.ReadFileLimited(*revFile, did.MaxRevocationListSize)
+		data, err := fsutil.ReadFileLimited(*revFile, did.MaxRevocationListSize)
 		if err != nil {
 			return fmt.Errorf("revocation list: %w", err)
 		}
@@ -219,7 +220,7 @@ func credRevoke(args []string, stdout, stderr io.Writer) error {
 	}
 
 	list := &did.RevocationList{}
-	data, err := did.ReadFileLimited(*listFile, did.MaxRevocationListSize)
+	data, err := fsutil.ReadFileLimited(*listFile, did.MaxRevocationListSize)
 	switch {
 	case errors.Is(err, iofs.ErrNotExist):
 		// A new list.
@@ -246,7 +247,7 @@ func credRevoke(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if err := did.WriteFileAtomic(*listFile, []byte(tok+"\n"), 0o644); err != nil {
+	if err := fsutil.WriteFileAtomic(*listFile, []byte(tok+"\n"), 0o644); err != nil {
 		return fmt.Errorf("write revocation list: %w", err)
 	}
 	fmt.Fprintf(stdout, "revocation list %s: version %d, %d credential IDs, %d subjects revoked\n",
@@ -268,7 +269,7 @@ func readCredential(path string) ([]byte, error) {
 		}
 		return data, nil // the verifier enforces the size limit
 	}
-	return did.ReadFileLimited(path, did.MaxCredentialSize)
+	return fsutil.ReadFileLimited(path, did.MaxCredentialSize)
 }
 
 type credJSON struct {

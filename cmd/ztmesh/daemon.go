@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/ztmesh/ztmesh/did"
+	"github.com/ztmesh/ztmesh/internal/fsutil"
 	"github.com/ztmesh/ztmesh/node"
 	"github.com/ztmesh/ztmesh/node/api"
 )
@@ -183,7 +184,7 @@ func credInstall(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if err := did.WriteFileAtomic(filepath.Join(*dir, did.CredentialFile), []byte(cr.Raw+"\n"), 0o600); err != nil {
+	if err := fsutil.WriteFileAtomic(filepath.Join(*dir, did.CredentialFile), []byte(cr.Raw+"\n"), 0o600); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "installed credential %s into %s (expires %s); the daemon is not running\n",

@@ -1,19 +1,20 @@
 // Command ztmesh is the operator's tool for a ztmesh fleet: it creates node
 // identities, issues, inspects, verifies, revokes and installs credentials,
 // tests, signs and pushes policy, shows a running daemon's status and peers,
-// publishes and subscribes on zone channels through it, and runs the
-// simulations of the simulations package.
+// and publishes and subscribes on zone channels through it. The simulations
+// are a separate command, ztmesh-sim, so that this one does not link them.
 //
 // Each subcommand is a function (args, stdout, stderr) error; only main
 // exits. Run `ztmesh help` for the list.
 package main
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"os"
 	"strings"
+
+	"github.com/ztmesh/ztmesh/internal/cli"
 )
 
 // command is one subcommand: run parses its own flags from args.
@@ -49,16 +50,12 @@ func commands() []command {
 		{"state del", "delete a key of a zone's shared state", stateDel},
 		{"state list", "print a zone's shared state", stateList},
 		{"state watch", "stream the changes of a zone's shared state", stateWatch},
-		{"sim run", "run simulation scenarios (many nodes in-process) and write a report", simRun},
 	}
 }
 
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
-
-// errUsage marks an error in how the command was called (exit status 2).
-var errUsage = errors.New("usage")
 
 func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
@@ -71,6 +68,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 			err := c.run(args[len(words):], stdout, stderr)
 			return exitCode(err, stderr)
 		}
+	}
+	if args[0] == "sim" {
+		fmt.Fprintln(stderr, "ztmesh: the simulations moved to their own command: ztmesh-sim "+strings.Join(args[1:], " ")+" (go run ./cmd/ztmesh-sim --help)")
+		return 2
 	}
 	// A known group without (or with an unknown) subcommand.
 	for _, c := range commands() {
@@ -93,25 +94,10 @@ func usage(w io.Writer) {
 		fmt.Fprintf(w, "  %-17s %s\n", c.name, c.summary)
 	}
 	fmt.Fprintln(w)
-	fmt.Fprintln(w, "Run `ztmesh COMMAND --help` for a command's flags.")
+	fmt.Fprintln(w, "Run `ztmesh COMMAND --help` for a command's flags. The simulations are a")
+	fmt.Fprintln(w, "separate command: `ztmesh-sim --help` (go run ./cmd/ztmesh-sim --help).")
 }
 
 // exitCode prints err as one line and maps it to an exit status: 0 success
 // (and --help), 2 usage errors, 1 everything else.
-func exitCode(err error, stderr io.Writer) int {
-	switch {
-	case err == nil || errors.Is(err, errHelp):
-		return 0
-	case errors.Is(err, errUsage):
-		fmt.Fprintf(stderr, "ztmesh: %s\n", oneLine(err))
-		return 2
-	default:
-		fmt.Fprintf(stderr, "ztmesh: %s\n", oneLine(err))
-		return 1
-	}
-}
-
-// oneLine folds a multi-line error (errors.Join) into one line.
-func oneLine(err error) string {
-	return strings.Join(strings.Fields(strings.ReplaceAll(err.Error(), "\n", "; ")), " ")
-}
+func exitCode(err error, stderr io.Writer) int { return cli.ExitCode("ztmesh", err, stderr) }

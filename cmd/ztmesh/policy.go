@@ -1,10 +1,7 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -15,6 +12,9 @@ import (
 	"time"
 
 	"github.com/ztmesh/ztmesh/did"
+	"github.com/ztmesh/ztmesh/internal/cli"
+	"github.com/ztmesh/ztmesh/internal/fsutil"
+	"github.com/ztmesh/ztmesh/internal/wire"
 	"github.com/ztmesh/ztmesh/policy"
 )
 
@@ -45,7 +45,7 @@ func policyTest(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("input: %w", err)
 	}
 	var in policy.Input
-	if err := decodeStrict(data, &in); err != nil {
+	if err := wire.DecodeStrict(data, &in); err != nil {
 		return fmt.Errorf("input %s: %v (docs/POLICY.md lists the fields)", *inputFile, err)
 	}
 	if in.Now.IsZero() {
@@ -126,7 +126,7 @@ func policyCheck(args []string, stdout, stderr io.Writer) error {
 			failed++
 			fmt.Fprintf(stdout, "FAIL %s (%s)\n", r.Name, r.Location)
 			if r.Err != nil {
-				fmt.Fprintf(stdout, "     error: %s\n", oneLine(r.Err))
+				fmt.Fprintf(stdout, "     error: %s\n", cli.OneLine(r.Err))
 			}
 			for line := range strings.Lines(r.Output) {
 				fmt.Fprintf(stdout, "     %s", line)
@@ -187,7 +187,7 @@ func policySign(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if err := did.WriteFileAtomic(*out, append(tok, '\n'), 0o644); err != nil {
+	if err := fsutil.WriteFileAtomic(*out, append(tok, '\n'), 0o644); err != nil {
 		return fmt.Errorf("write bundle: %w", err)
 	}
 	fmt.Fprintf(stdout, "policy bundle %s: version %d, %d modules, signed by %s\n", *out, n, len(modules), issuer.DID())
@@ -244,28 +244,14 @@ func policyVerify(args []string, stdout, stderr io.Writer) error {
 // readLimited reads a file (or stdin for "-") of at most limit bytes.
 func readLimited(path string, limit int64) ([]byte, error) {
 	if path != "-" {
-		return did.ReadFileLimited(path, limit)
+		return fsutil.ReadFileLimited(path, limit)
 	}
 	data, err := io.ReadAll(io.LimitReader(os.Stdin, limit+1))
 	if err != nil {
 		return nil, err
 	}
 	if int64(len(data)) > limit {
-		return nil, fmt.Errorf("%w: stdin is larger than %d bytes", did.ErrTooLarge, limit)
+		return nil, fmt.Errorf("%w: stdin is larger than %d bytes", fsutil.ErrTooLarge, limit)
 	}
 	return data, nil
-}
-
-// decodeStrict decodes one JSON value into v, refusing unknown fields and
-// trailing data.
-func decodeStrict(data []byte, v any) error {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return err
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return errors.New("trailing data after the JSON document")
-	}
-	return nil
 }

@@ -11,7 +11,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/ztmesh/ztmesh/did"
+	"github.com/ztmesh/ztmesh/internal/fsutil"
 	"github.com/ztmesh/ztmesh/node/api"
 	"github.com/ztmesh/ztmesh/pubsub"
 )
@@ -42,7 +42,7 @@ func pub(args []string, stdout, stderr io.Writer) error {
 	case *file == "-":
 		data, err = io.ReadAll(io.LimitReader(os.Stdin, pubsub.MaxPayload+1))
 	case *file != "":
-		data, err = did.ReadFileLimited(*file, pubsub.MaxPayload)
+		data, err = fsutil.ReadFileLimited(*file, pubsub.MaxPayload)
 	case len(pos) == 1:
 		data = []byte(pos[0])
 	default:
@@ -149,7 +149,7 @@ func pushCommand(name, description, what string, push func(*api.Client, context.
 		if len(pos) != 1 {
 			return fmt.Errorf("%w: %s takes one %s FILE", errUsage, name, what)
 		}
-		data, err := did.ReadFileLimited(pos[0], pubsub.MaxMessageSize/2)
+		data, err := fsutil.ReadFileLimited(pos[0], pubsub.MaxMessageSize/2)
 		if err != nil {
 			return err
 		}

@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"github.com/ztmesh/ztmesh/did"
+	"github.com/ztmesh/ztmesh/internal/cli"
+	"github.com/ztmesh/ztmesh/internal/fsutil"
 	"github.com/ztmesh/ztmesh/node"
 )
 
@@ -50,10 +52,9 @@ Logs are JSON lines on stderr.
 Flags:
 `
 
-type listFlag []string
-
-func (l *listFlag) String() string     { return strings.Join(*l, ",") }
-func (l *listFlag) Set(s string) error { *l = append(*l, s); return nil }
+// listFlag is a repeatable flag; each use may also hold a comma-separated
+// list, as in ztmesh: --trust-issuer A,B is --trust-issuer A --trust-issuer B.
+type listFlag = cli.List
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer, hup <-chan os.Signal) error {
 	fs := flag.NewFlagSet("ztmeshd", flag.ContinueOnError)
@@ -87,9 +88,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, hup <-cha
 		attestEvery = fs.Duration("attest-interval", 0, "how often to broadcast this node's attestation evidence (default 60s)")
 		keySuite    = fs.String("key-suite", "", "`KEM` for sealing sender keys: MLKEM768-X25519 (default, post-quantum) or X25519 (constrained peers)")
 	)
-	fs.Var(&listen, "listen", "listen `MADDR` (repeatable; default /ip4/0.0.0.0/tcp/4101 and /udp/4101/quic-v1)")
-	fs.Var(&bootstrap, "bootstrap", "bootstrap peer `MADDR` ending in /p2p/<peer-id> (repeatable)")
-	fs.Var(&issuers, "trust-issuer", "pinned issuer `DID` (repeatable)")
+	fs.Var(&listen, "listen", "listen `MADDR` (repeatable or comma-separated; default /ip4/0.0.0.0/tcp/4101 and /udp/4101/quic-v1)")
+	fs.Var(&bootstrap, "bootstrap", "bootstrap peer `MADDR` ending in /p2p/<peer-id> (repeatable or comma-separated)")
+	fs.Var(&issuers, "trust-issuer", "pinned issuer `DID` (repeatable or comma-separated)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -103,7 +104,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, hup <-cha
 	var cfg node.Config
 	path := *configFile
 	if path == "" {
-		if p := filepath.Join(*dir, node.ConfigFile); fileExists(p) {
+		if p := filepath.Join(*dir, node.ConfigFile); fsutil.FileExists(p) {
 			path = p
 		}
 	}
@@ -190,9 +191,4 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, hup <-cha
 			_ = n.ReloadReference()
 		}
 	}
-}
-
-func fileExists(p string) bool {
-	_, err := os.Stat(p)
-	return err == nil
 }

@@ -2,6 +2,12 @@
 // length, then that many bytes of JSON. Readers refuse a length over their
 // limit before allocating, and decode strictly (unknown fields and trailing
 // data are errors). Every ztmesh stream protocol uses it.
+//
+// DecodeStrict is also the one strict JSON decoder of every other ztmesh
+// format (credentials, revocation lists, policy bundles, attestation
+// evidence, reference values, quarantine announcements, CLI inputs): one
+// value, known fields only, nothing after it but white space. The package
+// imports only the standard library, so any package may use it.
 package wire
 
 import (

@@ -61,3 +61,34 @@ func FuzzReadJSON(f *testing.F) {
 		_ = ReadJSON(bytes.NewReader(data), &v, 1024)
 	})
 }
+
+func TestDecodeStrict(t *testing.T) {
+	type msg struct {
+		A int `json:"a"`
+	}
+	for _, tc := range []struct {
+		name string
+		in   string
+		ok   bool
+	}{
+		{"one value", `{"a":1}`, true},
+		{"white space around the value", " \n{\"a\":1}\t\r\n ", true},
+		{"an unknown field", `{"a":1,"b":2}`, false},
+		{"a second value", `{"a":1}{"a":2}`, false},
+		{"a trailing number", `{"a":1} 2`, false},
+		{"a stray closing brace", `{"a":1}}`, false},
+		{"a stray closing bracket", `{"a":1}]`, false},
+		{"a stray comma", `{"a":1},`, false},
+		{"a stray colon", `{"a":1}:`, false},
+		{"trailing garbage", `{"a":1}x`, false},
+		{"nothing", ``, false},
+		{"a truncated value", `{"a":`, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var m msg
+			if err := DecodeStrict([]byte(tc.in), &m); (err == nil) != tc.ok {
+				t.Errorf("DecodeStrict(%q): %v, want ok=%v", tc.in, err, tc.ok)
+			}
+		})
+	}
+}

@@ -18,14 +18,15 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/ztmesh/ztmesh/internal/cli"
 	"github.com/ztmesh/ztmesh/simulations"
 )
 
 // simReportFile is the report's name inside --out.
 const simReportFile = "RESULTS.md"
 
-func simRun(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("sim run", "SCENARIO.yaml|DIR ...",
+func runCmd(args []string, stdout, stderr io.Writer) error {
+	fs := cli.NewFlags(prog, "run", "SCENARIO.yaml|DIR ...",
 		"Run simulations: many complete ztmesh nodes in this process on go-libp2p's\n"+
 			"mocknet (in-memory links with latency and bandwidth), each figure next to a\n"+
 			"plain go-libp2p-pubsub baseline run on the same links in the same run.\n"+
@@ -39,12 +40,12 @@ func simRun(args []string, stdout, stderr io.Writer) error {
 	commit := fs.String("commit", "", "commit recorded in the report (default: git rev-parse HEAD, if in a repository)")
 	timeout := fs.Duration("timeout", 60*time.Minute, "stop everything after this long")
 	pprofAddr := fs.String("pprof", "", "serve Go's profiles (net/http/pprof) on this address while running, e.g. 127.0.0.1:6060")
-	pos, err := parse(fs, args)
+	pos, err := cli.Parse(fs, args)
 	if err != nil {
 		return err
 	}
 	if len(pos) == 0 {
-		return fmt.Errorf("%w: sim run needs scenario files or directories, e.g. simulations/scenarios (see --help)", errUsage)
+		return fmt.Errorf("%w: run needs scenario files or directories, e.g. simulations/scenarios (see --help)", cli.ErrUsage)
 	}
 	scenarios, err := simulations.LoadScenarios(pos)
 	if err != nil {
@@ -83,7 +84,7 @@ func simRun(args []string, stdout, stderr io.Writer) error {
 		Quick:    *quick,
 		Progress: stderr,
 		Logger:   logger,
-		Command:  "ztmesh sim run " + strings.Join(args, " "),
+		Command:  prog + " run " + strings.Join(args, " "),
 		Commit:   *commit,
 	})
 	if err := report.Write(*out, simReportFile); err != nil {
