@@ -33,6 +33,7 @@ import (
 
 	"github.com/ztmesh/ztmesh/attest"
 	"github.com/ztmesh/ztmesh/did"
+	"github.com/ztmesh/ztmesh/node/internal/trust"
 	"github.com/ztmesh/ztmesh/policy"
 	"github.com/ztmesh/ztmesh/pubsub"
 )
@@ -101,11 +102,10 @@ type Node struct {
 	revMu    sync.Mutex // serializes revocation reloads
 	revStamp fileStamp
 
-	trust       trustBook
+	trust       *trust.Book
 	references  *attest.References
 	evMu        sync.Mutex
-	evidence    map[did.DID]*attest.Evidence // newest evidence of each peer
-	challenged  map[peer.ID]time.Time        // when each peer last challenged us
+	challenged  map[peer.ID]time.Time // when each peer last challenged us
 	refMu       sync.Mutex
 	refStamp    fileStamp
 	binaryHash  string
@@ -160,14 +160,13 @@ func New(cfg Config, opts Options) (*Node, error) {
 		seen:        map[did.DID]*did.Credential{},
 		directory:   map[peer.ID]dirEntry{},
 		dirSeen:     map[[32]byte]*did.Credential{},
-		trust:       trustBook{peers: map[did.DID]*peerTrust{}},
-		evidence:    map[did.DID]*attest.Evidence{},
 		challenged:  map[peer.ID]time.Time{},
 		seenTTL:     opts.SeenTTL,
 		attestDelay: cmp.Or(opts.AttestDelay, 2*time.Second),
 		scoreTTL:    cmp.Or(opts.AppScoreTTL, appScoreTTL),
 	}
 	n.registry.changed = n.forgetScore
+	n.trust = newTrustBook(n)
 	if n.now == nil {
 		n.now = time.Now
 	}
