@@ -13,8 +13,6 @@ import (
 
 	"filippo.io/age"
 	"filippo.io/age/armor"
-
-	"github.com/ztmesh/ztmesh/internal/fsutil"
 )
 
 // Keystore file layout in a data directory.
@@ -187,18 +185,4 @@ func ReadPassphraseFile(path string) ([]byte, error) {
 		return nil, fmt.Errorf("passphrase file %s is empty", path)
 	}
 	return []byte(p), nil
-}
-
-// ReadFileLimited reads a file of at most limit bytes.
-//
-// Deprecated: use internal/fsutil.ReadFileLimited.
-func ReadFileLimited(path string, limit int64) ([]byte, error) {
-	return fsutil.ReadFileLimited(path, limit)
-}
-
-// WriteFileAtomic writes data to path through a temporary file and a rename.
-//
-// Deprecated: use internal/fsutil.WriteFileAtomic.
-func WriteFileAtomic(path string, data []byte, perm fs.FileMode) error {
-	return fsutil.WriteFileAtomic(path, data, perm)
 }

@@ -20,6 +20,7 @@ import (
 
 	"github.com/ztmesh/ztmesh/crdt"
 	"github.com/ztmesh/ztmesh/did"
+	"github.com/ztmesh/ztmesh/internal/fsutil"
 	"github.com/ztmesh/ztmesh/internal/wire"
 	"github.com/ztmesh/ztmesh/node/api"
 	"github.com/ztmesh/ztmesh/policy"
@@ -55,7 +56,7 @@ func newAPIServer(n *Node) (*apiServer, error) {
 	}
 	addr := n.s.apiNet + ":" + a.ln.Addr().String()
 	addrFile := filepath.Join(n.cfg.Dir, api.AddrFile)
-	if err := did.WriteFileAtomic(addrFile, []byte(addr+"\n"), 0o600); err != nil {
+	if err := fsutil.WriteFileAtomic(addrFile, []byte(addr+"\n"), 0o600); err != nil {
 		a.ln.Close()
 		return nil, fmt.Errorf("local API: %w", err)
 	}
@@ -97,7 +98,7 @@ func (a *apiServer) writeToken() (string, error) {
 	}
 	tok := hex.EncodeToString(b)
 	path := filepath.Join(a.n.cfg.Dir, api.TokenFile)
-	if err := did.WriteFileAtomic(path, []byte(tok+"\n"), 0o600); err != nil {
+	if err := fsutil.WriteFileAtomic(path, []byte(tok+"\n"), 0o600); err != nil {
 		return "", err
 	}
 	a.files = append(a.files, path)

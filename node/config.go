@@ -6,7 +6,6 @@ import (
 	"io"
 	"log/slog"
 	"math"
-	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -16,6 +15,8 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/ztmesh/ztmesh/did"
+	"github.com/ztmesh/ztmesh/internal/fsutil"
+	"github.com/ztmesh/ztmesh/internal/yamltime"
 	"github.com/ztmesh/ztmesh/pubsub"
 )
 
@@ -90,19 +91,9 @@ type RateLimit struct {
 	Burst     int     `yaml:"burst"`
 }
 
-// Duration is a time.Duration written as "10s" in YAML.
-type Duration time.Duration
-
-func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
-	v, err := time.ParseDuration(n.Value)
-	if err != nil {
-		return fmt.Errorf("line %d: %w", n.Line, err)
-	}
-	*d = Duration(v)
-	return nil
-}
-
-func (d Duration) MarshalYAML() (any, error) { return time.Duration(d).String(), nil }
+// Duration is a time.Duration written as "10s" in YAML (internal/yamltime,
+// shared with the simulation scenarios).
+type Duration = yamltime.Duration
 
 // Defaults.
 const (
@@ -118,7 +109,7 @@ var DefaultListen = []string{"/ip4/0.0.0.0/tcp/4101", "/ip4/0.0.0.0/udp/4101/qui
 // LoadConfigFile reads a YAML config file. Unknown fields are errors, so a
 // misspelt option is caught instead of silently ignored.
 func LoadConfigFile(path string) (Config, error) {
-	data, err := did.ReadFileLimited(path, maxConfigSize)
+	data, err := fsutil.ReadFileLimited(path, maxConfigSize)
 	if err != nil {
 		return Config{}, fmt.Errorf("config: %w", err)
 	}
@@ -286,10 +277,4 @@ func isLoopback(hostport string) bool {
 	}
 	host = strings.Trim(host, "[]")
 	return host == "127.0.0.1" || host == "::1" || host == "localhost"
-}
-
-// fileExists reports whether path exists.
-func fileExists(path string) bool {
-	_, err := os.Stat(path)
-	return err == nil
 }

@@ -21,7 +21,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/p2p/discovery/mdns"
-	"github.com/libp2p/go-libp2p/p2p/host/resource-manager"
+	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
 	"github.com/libp2p/go-libp2p/p2p/muxer/yamux"
 	"github.com/libp2p/go-libp2p/p2p/net/connmgr"
 	"github.com/libp2p/go-libp2p/p2p/security/noise"
@@ -33,6 +33,8 @@ import (
 
 	"github.com/ztmesh/ztmesh/attest"
 	"github.com/ztmesh/ztmesh/did"
+	"github.com/ztmesh/ztmesh/internal/fsutil"
+	"github.com/ztmesh/ztmesh/node/internal/trust"
 	"github.com/ztmesh/ztmesh/policy"
 	"github.com/ztmesh/ztmesh/pubsub"
 )
@@ -109,11 +111,10 @@ type Node struct {
 	revMu    sync.Mutex // serializes revocation reloads
 	revStamp fileStamp
 
-	trust       trustBook
+	trust       *trust.Book
 	references  *attest.References
 	evMu        sync.Mutex
-	evidence    map[did.DID]*attest.Evidence // newest evidence of each peer
-	challenged  map[peer.ID]time.Time        // when each peer last challenged us
+	challenged  map[peer.ID]time.Time // when each peer last challenged us
 	refMu       sync.Mutex
 	refStamp    fileStamp
 	binaryHash  string
@@ -159,11 +160,10 @@ func New(cfg Config, opts Options) (_ *Node, err error) {
 		log:         opts.Logger,
 		now:         opts.Now,
 		pending:     map[peer.ID]*time.Timer{},
-		trust:       trustBook{peers: map[did.DID]*peerTrust{}},
-		evidence:    map[did.DID]*attest.Evidence{},
 		challenged:  map[peer.ID]time.Time{},
 		attestDelay: cmp.Or(opts.Test.AttestDelay, 2*time.Second),
 	}
+	n.trust = newTrustBook(n)
 	if n.now == nil {
 		n.now = time.Now
 	}
@@ -195,17 +195,17 @@ func New(cfg Config, opts Options) (_ *Node, err error) {
 		}
 		n.binaryHash = m.BinarySHA256
 	}
-	if cfg.Reference != "" && fileExists(cfg.Reference) {
+	if cfg.Reference != "" && fsutil.FileExists(cfg.Reference) {
 		if err := n.ReloadReference(); err != nil {
 			return nil, err
 		}
 	}
-	if cfg.Revocations != "" && fileExists(cfg.Revocations) {
+	if cfg.Revocations != "" && fsutil.FileExists(cfg.Revocations) {
 		if _, err := n.loadRevocationsFile(); err != nil {
 			return nil, err
 		}
 	}
-	tok, err := did.ReadFileLimited(cfg.Credential, did.MaxCredentialSize)
+	tok, err := fsutil.ReadFileLimited(cfg.Credential, did.MaxCredentialSize)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("no credential at %s: have an issuer run `ztmesh cred issue --subject %s ...` and install it with `ztmesh cred install --dir %s FILE`",
 			cfg.Credential, n.id.DID(), cfg.Dir)

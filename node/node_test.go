@@ -18,6 +18,7 @@ import (
 	"github.com/libp2p/go-libp2p/p2p/protocol/ping"
 
 	"github.com/ztmesh/ztmesh/did"
+	"github.com/ztmesh/ztmesh/internal/fsutil"
 	"github.com/ztmesh/ztmesh/pubsub"
 )
 
@@ -233,7 +234,7 @@ func TestRevocationCutsOffPeerWithinOneSecond(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := did.WriteFileAtomic(revFile, []byte(list), 0o644); err != nil {
+	if err := fsutil.WriteFileAtomic(revFile, []byte(list), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	start := time.Now()

@@ -10,6 +10,7 @@ import (
 
 	"github.com/ztmesh/ztmesh/attest"
 	"github.com/ztmesh/ztmesh/did"
+	"github.com/ztmesh/ztmesh/node/internal/trust"
 	"github.com/ztmesh/ztmesh/pubsub"
 )
 
@@ -49,16 +50,7 @@ func (n *Node) announceQuarantine(subject did.DID, evidenceAt time.Time, reason 
 			return
 		case <-time.After(rand.N(announceJitter)):
 		}
-		n.evMu.Lock()
-		ev := n.evidence[subject]
-		n.evMu.Unlock()
-		n.trust.mu.Lock()
-		t := n.trust.get(subject, n.now())
-		send := ev != nil && ev.Time.Equal(evidenceAt) && t.quarantine != "" && evidenceAt.After(t.announced)
-		if send {
-			t.announced = evidenceAt
-		}
-		n.trust.mu.Unlock()
+		ev, send := n.trust.ClaimAnnouncement(subject, evidenceAt)
 		if !send {
 			return
 		}
@@ -107,10 +99,10 @@ func (n *Node) ApplyQuarantine(token []byte) (bool, error) {
 		return ignore(pubsub.ErrIgnored, "it accuses this node")
 	}
 	now := n.now()
-	if q.Time.After(now.Add(attest.MaxClockSkew)) || now.Sub(q.Time) > n.evidenceMaxAge() {
+	if q.Time.After(now.Add(attest.MaxClockSkew)) || now.Sub(q.Time) > n.trust.EvidenceMaxAge() {
 		return ignore(pubsub.ErrStale, "announced at %s, outside this node's window", q.Time.Format(time.RFC3339))
 	}
-	maxAge := n.evidenceMaxAge()
+	maxAge := n.trust.EvidenceMaxAge()
 	if q.Reason == attest.QuarantineStale {
 		maxAge = staleEvidenceMaxAge
 	}
@@ -133,40 +125,21 @@ func (n *Node) ApplyQuarantine(token []byte) (bool, error) {
 	}
 
 	res := attest.Verify(ev, ref, nil)
-	n.trust.mu.Lock()
-	t := n.trust.get(q.Subject, now)
-	if ev.Time.Before(t.evidenceAt) {
-		n.trust.mu.Unlock()
-		return ignore(pubsub.ErrIgnored, "this node holds newer evidence of the accused (made at %s)", t.evidenceAt.Format(time.RFC3339))
-	}
-	if !ev.Time.After(t.announced) {
-		n.trust.mu.Unlock()
+	j, err := n.trust.Announcement(accused.Credential, q.Reason, ev, res, now)
+	switch {
+	case errors.Is(err, trust.ErrNewerHeld):
+		return ignore(pubsub.ErrIgnored, "this node holds newer evidence of the accused (made at %s)", j.HeldAt.Format(time.RFC3339))
+	case errors.Is(err, trust.ErrAnnounced):
 		return false, fmt.Errorf("%w: quarantine of %s for evidence already announced", pubsub.ErrStale, q.Subject)
+	case errors.Is(err, trust.ErrUnjustified) && q.Reason == attest.QuarantineFailed:
+		return ignore(pubsub.ErrIgnored, "its evidence passes against reference values v%d here", ref.Version)
+	case errors.Is(err, trust.ErrUnjustified):
+		return ignore(pubsub.ErrIgnored, "its evidence is not stale here (trust %.2f)", j.Trust)
+	case err != nil:
+		return false, err
 	}
-	// Judge the accused as if this evidence were its newest, with what we
-	// know of it besides.
-	trial := *t
-	trial.result, trial.evidenceAt = &res, ev.Time
-	score := n.trustOf(accused.Credential, &trial, now)
-	justified := !res.OK
-	if q.Reason == attest.QuarantineStale {
-		justified = score < QuarantineBelow
-	}
-	if !justified {
-		n.trust.mu.Unlock()
-		if q.Reason == attest.QuarantineFailed {
-			return ignore(pubsub.ErrIgnored, "its evidence passes against reference values v%d here", ref.Version)
-		}
-		return ignore(pubsub.ErrIgnored, "its evidence is not stale here (trust %.2f)", score)
-	}
-	t.result, t.evidenceAt, t.announced = &res, ev.Time, ev.Time
-	n.evMu.Lock()
-	n.evidence[q.Subject] = ev
-	n.evMu.Unlock()
-	n.trust.mu.Unlock()
-	n.forgetScoreOf(q.Subject)
 	log.Info("quarantine announcement verified", "event_type", "quarantine_announcement_verified",
-		"reason", strings.Join(res.Problems, "; "), "reference_version", ref.Version, "risk_score", 1-score)
+		"reason", strings.Join(res.Problems, "; "), "reference_version", ref.Version, "risk_score", 1-j.Trust)
 	n.reassess(accused.Credential, "evidence stale: made at "+ev.Time.UTC().Format(time.RFC3339)+" (announced by "+q.Announcer.String()+", checked here)")
 	return true, nil
 }

@@ -51,6 +51,28 @@ func evidenceOf(t *testing.T, n *testNode, at time.Time, binary string) []byte {
 	return ev
 }
 
+// controlMeshed waits until to has judged evidence that from published on
+// the control topic, from publishing fresh evidence every half second
+// until then: GossipSub needs a heartbeat or two to graft the control
+// topic's mesh, and a publication before that reaches nobody. to must
+// have reference values in force.
+func controlMeshed(t *testing.T, from, to *testNode) {
+	t.Helper()
+	published := time.Time{}
+	eventually(t, 10*time.Second, "the control topic carries "+from.DID().String()+"'s evidence", func() bool {
+		if to.logs.find(map[string]string{"event_type": "attestation_passed", "did": from.DID().String()}) != nil {
+			return true
+		}
+		if time.Since(published) >= 500*time.Millisecond {
+			published = time.Now()
+			if err := from.Attest(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return false
+	})
+}
+
 // TestQuarantineAnnouncementJudged applies announcements through the
 // path the control topic's validator takes (ApplyQuarantine) and checks
 // that the judge acts only on evidence that fails by its own reckoning.
@@ -127,6 +149,11 @@ func TestQuarantineAnnouncementJudged(t *testing.T) {
 		})
 	}
 
+	line := a.logs.find(map[string]string{"event_type": "quarantine_announcement_ignored", "reason": "passes against reference values"})
+	if line["peer"] != c.host.ID().String() || line["announcer"] != c.DID().String() || line["did"] != b.DID().String() {
+		t.Fatalf("the log does not name the announcer and the accused: %v", line)
+	}
+
 	// The genuine announcement: a quarantines x without having seen its
 	// evidence itself; the same announcement again changes nothing.
 	genuine := announce(t, c.id, x.DID(), attest.QuarantineFailed, evX)
@@ -174,7 +201,7 @@ func TestQuarantineAnnouncementReachesNodeThatMissedTheEvidence(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	time.Sleep(1500 * time.Millisecond) // control topic mesh
+	controlMeshed(t, a, d)
 	evX, err := x.Evidence()
 	if err != nil {
 		t.Fatal(err)
@@ -186,7 +213,7 @@ func TestQuarantineAnnouncementReachesNodeThatMissedTheEvidence(t *testing.T) {
 	if !quarantinedBy(a, x) {
 		t.Fatal("a did not quarantine x")
 	}
-	eventually(t, 3*time.Second, "d quarantines x on a's announcement", func() bool { return quarantinedBy(d, x) })
+	eventually(t, 10*time.Second, "d quarantines x on a's announcement", func() bool { return quarantinedBy(d, x) })
 	t.Logf("d quarantined x %s after a judged its evidence", time.Since(start).Round(time.Millisecond))
 	if d.logs.find(map[string]string{"event_type": "quarantine_announcement_verified", "announcer": a.DID().String()}) == nil {
 		t.Fatal("no quarantine_announcement_verified log at d")
@@ -198,49 +225,7 @@ func TestQuarantineAnnouncementReachesNodeThatMissedTheEvidence(t *testing.T) {
 	}
 	// a logs the announcement after its publish returns, which can be
 	// after d has already acted on it.
-	eventually(t, 3*time.Second, "a logs quarantine_announced", func() bool {
+	eventually(t, 10*time.Second, "a logs quarantine_announced", func() bool {
 		return a.logs.find(map[string]string{"event_type": "quarantine_announced", "did": x.DID().String()}) != nil
 	})
-}
-
-// TestForgedQuarantineAnnouncementIgnored: a member announces that an
-// honest node's evidence failed, enclosing that node's genuine evidence,
-// which passes. Nobody quarantines it, and it keeps receiving zone traffic.
-func TestForgedQuarantineAnnouncementIgnored(t *testing.T) {
-	m := newMesh(t)
-	m.options = func(o *Options) { o.Test.AttestDelay = -1 }
-	a, b, c, liar := m.startIn([]string{"north"}), m.startIn([]string{"north"}), m.startIn([]string{"north"}), m.startIn([]string{"north"})
-	all := []*testNode{a, b, c, liar}
-	verifiedMesh(t, all...)
-	ref := approve(t, m, 1)
-	for _, n := range all {
-		if _, err := n.ApplyReference(ref); err != nil {
-			t.Fatal(err)
-		}
-	}
-	time.Sleep(1500 * time.Millisecond) // control topic mesh
-	evB, err := b.Evidence()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, reason := range []string{attest.QuarantineFailed, attest.QuarantineStale} {
-		if err := liar.Mesh().PublishQuarantine(context.Background(), announce(t, liar.id, b.DID(), reason, evB)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for _, n := range []*testNode{a, c} {
-		eventually(t, 3*time.Second, "the announcement is judged", func() bool {
-			return n.logs.find(map[string]string{"event_type": "quarantine_announcement_ignored", "reason": "passes against reference values"}) != nil &&
-				n.logs.find(map[string]string{"event_type": "quarantine_announcement_ignored", "reason": "not stale here"}) != nil
-		})
-		if quarantinedBy(n, b) {
-			t.Fatal("an honest node was quarantined on a false announcement")
-		}
-		line := n.logs.find(map[string]string{"event_type": "quarantine_announcement_ignored"})
-		if line["peer"] != liar.host.ID().String() || line["did"] != b.DID().String() {
-			t.Fatalf("the log does not name the announcer and the accused: %v", line)
-		}
-	}
-	got := collect(t, b, "north", "maps")
-	publishUntil(t, a, "north", "maps", "still here", got.has) // fails unless b reads a's traffic
 }

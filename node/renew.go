@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/ztmesh/ztmesh/did"
+	"github.com/ztmesh/ztmesh/internal/fsutil"
 )
 
 // InstallCredential verifies a new credential for this node, stores it in
@@ -15,7 +16,7 @@ func (n *Node) InstallCredential(tok []byte) (*did.Credential, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := did.WriteFileAtomic(n.cfg.Credential, []byte(c.Raw+"\n"), 0o600); err != nil {
+	if err := fsutil.WriteFileAtomic(n.cfg.Credential, []byte(c.Raw+"\n"), 0o600); err != nil {
 		return nil, fmt.Errorf("store credential: %w", err)
 	}
 	n.cred.Store(c)

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/ztmesh/ztmesh/did"
+	"github.com/ztmesh/ztmesh/internal/fsutil"
 )
 
 // revocationPoll is how often the revocation file is checked for changes.
@@ -44,7 +45,7 @@ func (n *Node) loadRevocationsFile() (bool, error) {
 	n.revMu.Lock()
 	n.revStamp = pathStamp(n.cfg.Revocations)
 	n.revMu.Unlock()
-	data, err := did.ReadFileLimited(n.cfg.Revocations, did.MaxRevocationListSize)
+	data, err := fsutil.ReadFileLimited(n.cfg.Revocations, did.MaxRevocationListSize)
 	if err != nil {
 		return false, fmt.Errorf("revocation list: %w", err)
 	}

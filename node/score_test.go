@@ -90,7 +90,7 @@ func TestGossipSubScoreSeesEveryStandingChange(t *testing.T) {
 	// unattested, which GossipSub may see up to the TTL late. New
 	// reference values make it pending again, seen at once.
 	score(b)
-	m.clock.advance(a.evidenceMaxAge() + time.Second)
+	m.clock.advance(a.trust.EvidenceMaxAge() + time.Second)
 	if math.Abs(score(b)-fresh(b)) < tolerance {
 		t.Fatal("b's standing did not change with time: the next step would test nothing")
 	}
@@ -118,14 +118,19 @@ func TestGossipSubScoreSeesEveryStandingChange(t *testing.T) {
 	}
 	check("b's evidence passes", b, positive)
 
-	// A quarantine found by reassessment alone (as for a peer GossipSub
-	// graylisted): penalties recorded without a forget, then judged.
+	// A quarantine found by reassessment alone: x's evidence fades with
+	// time, which changes no standing by itself (0.72 halved twice after
+	// 20 minutes is under 0.3); the reassessment that quarantines x must
+	// forget its score.
 	score(x)
-	a.trust.mu.Lock()
-	a.trust.get(x.DID(), a.now()).rejected.Add(100, a.now())
-	a.trust.mu.Unlock()
+	m.clock.advance(20 * time.Minute)
 	a.reassessAll("test")
 	check("x quarantined on reassessment", x, isUnverified)
+	score(b) // b's evidence faded too: b attests again
+	if _, err := a.ApplyEvidence(b.host.ID(), evidenceOf(t, b, m.clock.now(), "")); err != nil {
+		t.Fatal(err)
+	}
+	check("b attests again", b, positive)
 
 	list, err := did.SignRevocationList(m.issuer, &did.RevocationList{Version: 1, Subjects: []did.DID{b.DID(), d.DID()}}, m.clock.now())
 	if err != nil {

@@ -6,10 +6,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
-	"maps"
-	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
@@ -18,7 +15,9 @@ import (
 
 	"github.com/ztmesh/ztmesh/attest"
 	"github.com/ztmesh/ztmesh/did"
+	"github.com/ztmesh/ztmesh/internal/fsutil"
 	"github.com/ztmesh/ztmesh/internal/wire"
+	"github.com/ztmesh/ztmesh/node/internal/trust"
 	"github.com/ztmesh/ztmesh/pubsub"
 )
 
@@ -47,121 +46,47 @@ import (
 
 const (
 	// QuarantineBelow and ReleaseAbove are the trust thresholds (hysteresis,
-	// so a peer near the line does not flap).
-	QuarantineBelow = 0.3
-	ReleaseAbove    = 0.4
-	// rejectHalfLife is how fast a peer's rejected-message count decays.
-	rejectHalfLife = 10 * time.Minute
+	// so a peer near the line does not flap); the trust book applies them.
+	QuarantineBelow = trust.QuarantineBelow
+	ReleaseAbove    = trust.ReleaseAbove
 )
 
-// peerTrust is what this node knows about one peer's trustworthiness.
-type peerTrust struct {
-	result      *attest.Result // of the newest evidence; nil before any
-	evidenceAt  time.Time      // Evidence.Time of the newest evidence
-	rejected    attest.Counter
-	rateLimited attest.Counter // in seconds' worth of the peer's allowance
-	known       time.Time      // when this node first scored the peer
-	announced   time.Time      // Evidence.Time of the newest quarantine announcement sent or accepted about it
-	quarantine  string         // reason; "" when not quarantined
-}
-
-type trustBook struct {
-	mu    sync.Mutex
-	peers map[did.DID]*peerTrust
-	refAt time.Time // when the reference values in force were applied
-
-	rateSeen map[peer.ID]uint64 // the mesh's count of each origin's messages over its rate limit, as last read
-}
-
-func (b *trustBook) get(d did.DID, now time.Time) *peerTrust {
-	t := b.peers[d]
-	if t == nil {
-		t = &peerTrust{rejected: attest.Counter{HalfLife: rejectHalfLife}, rateLimited: attest.Counter{HalfLife: rejectHalfLife}, known: now}
-		b.peers[d] = t
-	}
-	return t
-}
-
-// trustInputs are a peer's inputs to attest.EffectiveTrust now; the caller
-// holds n.trust.mu.
-func (n *Node) trustInputs(cred *did.Credential, t *peerTrust, now time.Time) (attest.TrustInputs, attest.TrustParams) {
-	in := attest.TrustInputs{Credential: cred.Claims.TrustScore, AttestedAt: t.evidenceAt,
-		Rejected: t.rejected.Value(now), RateLimited: t.rateLimited.Value(now)}
-	var params attest.TrustParams
-	if n.references.Current() == nil {
-		params.UnattestedFactor = 1 // attestation is not enforced in this mesh yet
-	} else {
-		in.Attestation = t.result
-		in.Pending = t.result == nil && now.Before(n.pendingUntil(t))
-	}
-	return in, params
-}
-
-// pendingUntil is when a peer without evidence stops being pending: the
-// later of the reference values' arrival and the first time we saw it,
-// plus the time it needs to attest. The caller holds n.trust.mu.
-func (n *Node) pendingUntil(t *peerTrust) time.Time {
-	since := t.known
-	if n.trust.refAt.After(since) {
-		since = n.trust.refAt
-	}
-	return since.Add(n.evidenceMaxAge())
-}
-
-// trustOf computes a peer's effective trust now; the caller holds n.trust.mu.
-func (n *Node) trustOf(cred *did.Credential, t *peerTrust, now time.Time) float64 {
-	in, params := n.trustInputs(cred, t, now)
-	return attest.EffectiveTrust(in, params, now)
-}
-
-// staleAlone reports whether a peer's evidence has faded so much that,
-// without any penalty, its trust is below QuarantineBelow: a quarantine
-// others can check from the evidence. The caller holds n.trust.mu.
-func (n *Node) staleAlone(cred *did.Credential, t *peerTrust, now time.Time) bool {
-	if t.result == nil || !t.result.OK {
-		return false
-	}
-	in, params := n.trustInputs(cred, t, now)
-	in.Rejected, in.RateLimited = 0, 0
-	return attest.EffectiveTrust(in, params, now) < QuarantineBelow
+// newTrustBook makes n's trust book: evidence is fresh for two broadcast
+// intervals and the clock skew, the reference values are n's, and every
+// change of a standing makes GossipSub forget the score it reuses.
+func newTrustBook(n *Node) *trust.Book {
+	return trust.New(trust.Config{
+		EvidenceMaxAge: 2*time.Duration(n.cfg.AttestInterval) + did.DefaultClockSkew,
+		Reference: func() *attest.Reference {
+			if n.references == nil {
+				return nil // not yet made: node.New
+			}
+			return n.references.Current()
+		},
+		OnChange: func(d did.DID) {
+			if p, err := d.PeerID(); err == nil {
+				n.standings.changed(p)
+			}
+		},
+		OnChangeAll: n.standings.changedAll,
+	})
 }
 
 // appScoreTTL is how long GossipSub reuses a peer's standing as its
 // application-specific score: it asks on every RPC and every heartbeat, and
 // at thousands of peers the answers were the largest cost of an idle mesh.
-// Every change of a standing forgets the score at once (forgetScore,
-// forgetScores); only the passage of time (decaying penalties, evidence
-// growing stale, a credential expiring) waits for up to this long. It is
+// Every change of a standing makes a new standing version (the roster and
+// the trust book report them through their one hook), which the reuse
+// keys on; only the passage of time (decaying penalties, evidence growing
+// stale, a credential expiring) waits for up to this long. It is
 // GossipSub's own scoring step: its counters decay once per interval.
 const appScoreTTL = time.Second
-
-// forgetScore makes GossipSub score p afresh from its standing; the node
-// calls it after each change to p's standing.
-func (n *Node) forgetScore(p peer.ID) {
-	n.standings.changed(p)
-}
-
-// forgetScoreOf is forgetScore for the holder of d.
-func (n *Node) forgetScoreOf(d did.DID) {
-	if p, err := d.PeerID(); err == nil {
-		n.forgetScore(p)
-	}
-}
-
-// forgetScores makes GossipSub score every peer afresh, after a change
-// that may touch any standing (revocations, reference values).
-func (n *Node) forgetScores() {
-	n.standings.changedAll()
-}
 
 // standing returns a verified peer's effective trust, attestation and
 // quarantine state.
 func (n *Node) standing(cred *did.Credential) (trust float64, attested bool, quarantine string) {
-	n.trust.mu.Lock()
-	defer n.trust.mu.Unlock()
-	now := n.now()
-	t := n.trust.get(cred.Subject, now)
-	return n.trustOf(cred, t, now), t.result != nil && t.result.OK && t.result.Hardware, t.quarantine
+	st := n.trust.Standing(cred, n.now())
+	return st.Trust, st.Attested, st.Quarantine
 }
 
 // trustView is a peer's effective trust with its inputs, for the local API.
@@ -175,63 +100,29 @@ type trustView struct {
 }
 
 func (n *Node) trustDetail(cred *did.Credential) trustView {
-	n.trust.mu.Lock()
-	defer n.trust.mu.Unlock()
-	now := n.now()
-	t := n.trust.get(cred.Subject, now)
-	in, _ := n.trustInputs(cred, t, now)
-	return trustView{trust: n.trustOf(cred, t, now), attested: t.result != nil && t.result.OK && t.result.Hardware,
-		pending: in.Pending, rejected: in.Rejected, rateLimited: in.RateLimited, quarantine: t.quarantine}
+	st := n.trust.Standing(cred, n.now())
+	return trustView{trust: st.Trust, attested: st.Attested, pending: st.Pending,
+		rejected: st.Rejected, rateLimited: st.RateLimited, quarantine: st.Quarantine}
 }
 
-// reassess recomputes a peer's standing and quarantines or releases it.
+// reassess recomputes a peer's standing and acts on a quarantine or a
+// release: log, metrics, key rotation, announcement.
 func (n *Node) reassess(cred *did.Credential, why string) {
-	now := n.now()
-	n.trust.mu.Lock()
-	t := n.trust.get(cred.Subject, now)
-	score := n.trustOf(cred, t, now)
-	failed := n.references.Current() != nil && t.result != nil && !t.result.OK
-	graylisted, gsScore := n.graylisted(cred)
-	var quarantined, released bool
-	var announce string // why others can check this quarantine, if they can
+	tr := n.trust.Reassess(cred, why, n.graylisted(cred), n.now())
 	switch {
-	case t.quarantine == "" && (failed || graylisted || score < QuarantineBelow):
-		t.quarantine = why
-		switch {
-		case graylisted && !failed:
-			t.quarantine = fmt.Sprintf("graylisted by GossipSub scoring (score %.0f): it sent invalid messages", gsScore)
-		case failed:
-			t.quarantine = "attestation failed: " + strings.Join(t.result.Problems, "; ")
-			announce = attest.QuarantineFailed
-		case n.references.Current() != nil && n.staleAlone(cred, t, now):
-			t.quarantine = "evidence stale: made at " + t.evidenceAt.UTC().Format(time.RFC3339)
-			announce = attest.QuarantineStale
-		}
-		quarantined = true
-	case t.quarantine != "" && !failed && !graylisted && score >= ReleaseAbove:
-		t.quarantine = ""
-		released = true
-	}
-	reason := t.quarantine
-	evidenceAt, announced := t.evidenceAt, t.announced
-	n.trust.mu.Unlock()
-	if quarantined || released {
-		n.forgetScoreOf(cred.Subject)
-	}
-	switch {
-	case quarantined:
+	case tr.Quarantined:
 		n.log.Warn("peer quarantined", "event_type", "peer_quarantined", "did", cred.Subject.String(),
-			"reason", reason, "risk_score", 1-score, "effective_trust", score)
+			"reason", tr.Reason, "risk_score", 1-tr.Trust, "effective_trust", tr.Trust)
 		n.metrics.quarantine("quarantined")
 		if n.mesh != nil {
 			n.mesh.RotateKeys("quarantine")
 		}
-		if announce != "" && evidenceAt.After(announced) {
-			n.announceQuarantine(cred.Subject, evidenceAt, announce)
+		if tr.Announce != "" {
+			n.announceQuarantine(cred.Subject, tr.EvidenceAt, tr.Announce)
 		}
-	case released:
+	case tr.Released:
 		n.log.Info("peer released from quarantine", "event_type", "peer_released", "did", cred.Subject.String(),
-			"risk_score", 1-score, "effective_trust", score)
+			"risk_score", 1-tr.Trust, "effective_trust", tr.Trust)
 		n.metrics.quarantine("released")
 	}
 }
@@ -241,15 +132,16 @@ func (n *Node) reassess(cred *did.Credential, why string) {
 // reach our validators, so without this a junk publisher stopped costing
 // trust after three rejections, and was rarely quarantined (found by the
 // attack simulation).
-func (n *Node) graylisted(cred *did.Credential) (bool, float64) {
+func (n *Node) graylisted(cred *did.Credential) trust.Graylist {
 	if n.mesh == nil {
-		return false, 0
+		return trust.Graylist{}
 	}
 	p, err := cred.Subject.PeerID()
 	if err != nil {
-		return false, 0
+		return trust.Graylist{}
 	}
-	return n.mesh.Graylisted(p)
+	listed, score := n.mesh.Graylisted(p)
+	return trust.Graylist{Listed: listed, Score: score}
 }
 
 // reassessAll re-scores every verified peer (stale evidence fades).
@@ -265,11 +157,7 @@ func (n *Node) onReject(forwarder peer.ID, reason string) {
 	if !ok {
 		return
 	}
-	now := n.now()
-	n.trust.mu.Lock()
-	n.trust.get(p.DID, now).rejected.Add(1, now)
-	n.trust.mu.Unlock()
-	n.forgetScore(forwarder)
+	n.trust.Rejected(p.DID, n.now())
 	n.reassess(p.Credential, "trust fell below "+fmt.Sprint(QuarantineBelow)+" after rejected messages ("+reason+")")
 }
 
@@ -281,31 +169,17 @@ func (n *Node) countRateLimits() {
 	if n.mesh == nil || n.s.rateLimit.Off() {
 		return
 	}
-	for origin, total := range n.mesh.Stats().RateLimited() {
-		n.trust.mu.Lock()
-		if n.trust.rateSeen == nil {
-			n.trust.rateSeen = map[peer.ID]uint64{}
-		}
-		dropped := total - n.trust.rateSeen[origin]
-		n.trust.rateSeen[origin] = total
-		n.trust.mu.Unlock()
-		if dropped == 0 {
-			continue
-		}
+	for origin, dropped := range n.trust.RateLimitDrops(n.mesh.Stats().RateLimited()) {
 		mem, ok := n.Member(origin)
 		if !ok {
 			continue // no longer a member: nothing left to score
 		}
-		violations := float64(dropped) / n.s.rateLimit.PerSecond
 		now := n.now()
-		n.trust.mu.Lock()
-		n.trust.get(mem.Credential.Subject, now).rateLimited.Add(violations, now)
-		n.trust.mu.Unlock()
-		n.forgetScore(origin)
-		trust, _, _ := n.standing(mem.Credential)
+		n.trust.RateLimited(mem.Credential.Subject, float64(dropped)/n.s.rateLimit.PerSecond, now)
+		st := n.trust.Standing(mem.Credential, now)
 		n.log.Warn("peer over its rate limit", "event_type", "rate_limited", "peer", origin.String(), "did", mem.Credential.Subject.String(),
 			"reason", fmt.Sprintf("%d zone messages dropped over the limit of %g a second", dropped, n.s.rateLimit.PerSecond),
-			"risk_score", 1-trust, "effective_trust", trust)
+			"risk_score", 1-st.Trust, "effective_trust", st.Trust)
 		n.reassess(mem.Credential, "trust fell below "+fmt.Sprint(QuarantineBelow)+" after rate-limit violations")
 	}
 }
@@ -323,14 +197,7 @@ func (n *Node) ApplyReference(token []byte) (bool, error) {
 	n.log.Info("attestation reference values applied", "event_type", "reference_applied", "issuer", ref.Issuer.String(), "version", ref.Version)
 	// Re-judge the evidence we hold against the new values; peers without
 	// evidence are pending from now.
-	n.trust.mu.Lock()
-	n.trust.refAt = n.now()
-	for _, t := range n.trust.peers {
-		t.result = nil // judged again when the peer next attests
-	}
-	n.trust.mu.Unlock()
-	n.forgetScores()
-	for _, ev := range n.lastEvidence() {
+	for _, ev := range n.trust.Reference(n.now()) {
 		_, _ = n.judgeEvidence(ev, true)
 	}
 	n.reassessAll("reference values changed")
@@ -340,7 +207,7 @@ func (n *Node) ApplyReference(token []byte) (bool, error) {
 // ApplyEvidence implements pubsub.ControlHandler: a node's evidence,
 // verified against the reference values in force.
 func (n *Node) ApplyEvidence(origin peer.ID, token []byte) (bool, error) {
-	ev, err := attest.ParseEvidence(token, n.now(), n.evidenceMaxAge())
+	ev, err := attest.ParseEvidence(token, n.now(), n.trust.EvidenceMaxAge())
 	if errors.Is(err, attest.ErrStale) {
 		return false, fmt.Errorf("%w: %w", pubsub.ErrStale, err)
 	}
@@ -360,39 +227,22 @@ func (n *Node) judgeEvidence(ev *attest.Evidence, again bool) (bool, error) {
 		return true, nil // our own, as published
 	}
 	res := attest.Verify(ev, n.references.Current(), nil)
-	n.trust.mu.Lock()
-	t := n.trust.get(ev.Subject, n.now())
-	if !again && !ev.Time.After(t.evidenceAt) {
-		n.trust.mu.Unlock()
+	if err := n.trust.Evidence(ev, res, again, n.now()); errors.Is(err, trust.ErrNotNewer) {
 		return false, fmt.Errorf("%w: evidence of %s not newer than the one held", pubsub.ErrStale, ev.Subject)
+	} else if err != nil {
+		return false, err
 	}
-	t.result, t.evidenceAt = &res, ev.Time
-	n.evMu.Lock()
-	n.evidence[ev.Subject] = ev
-	n.evMu.Unlock()
-	n.trust.mu.Unlock()
-	n.forgetScoreOf(ev.Subject)
-	event, level := "attestation_passed", "info"
 	if !res.OK {
-		event, level = "attestation_failed", "warn"
-	}
-	if level == "warn" {
-		n.log.Warn("attestation failed", "event_type", event, "did", ev.Subject.String(), "reason", strings.Join(res.Problems, "; "),
+		n.log.Warn("attestation failed", "event_type", "attestation_failed", "did", ev.Subject.String(), "reason", strings.Join(res.Problems, "; "),
 			"reference_version", res.ReferenceVersion, "risk_score", 1.0)
 	} else {
-		n.log.Info("attestation passed", "event_type", event, "did", ev.Subject.String(), "hardware", res.Hardware, "risk_score", 0.0)
+		n.log.Info("attestation passed", "event_type", "attestation_passed", "did", ev.Subject.String(), "hardware", res.Hardware, "risk_score", 0.0)
 	}
 	n.metrics.attestation(res.OK)
 	if p, ok := n.peerByDID(ev.Subject); ok {
 		n.reassess(p.Credential, "attestation")
 	}
 	return true, nil
-}
-
-func (n *Node) lastEvidence() []*attest.Evidence {
-	n.evMu.Lock()
-	defer n.evMu.Unlock()
-	return slices.Collect(maps.Values(n.evidence))
 }
 
 func (n *Node) peerByDID(d did.DID) (Peer, bool) {
@@ -402,10 +252,6 @@ func (n *Node) peerByDID(d did.DID) (Peer, bool) {
 		}
 	}
 	return Peer{}, false
-}
-
-func (n *Node) evidenceMaxAge() time.Duration {
-	return 2*time.Duration(n.cfg.AttestInterval) + did.DefaultClockSkew
 }
 
 // AttestProtocol is the attestation challenge: a peer sends a nonce, the
@@ -449,7 +295,7 @@ func (n *Node) Challenge(ctx context.Context, p peer.ID) (*attest.Result, error)
 		s.Reset()
 		return nil, fmt.Errorf("challenge %s: %w", p, err)
 	}
-	ev, err := attest.ParseEvidence(ans.Evidence, n.now(), n.evidenceMaxAge())
+	ev, err := attest.ParseEvidence(ans.Evidence, n.now(), n.trust.EvidenceMaxAge())
 	if err != nil {
 		return nil, fmt.Errorf("challenge %s: %w", p, err)
 	}
@@ -568,7 +414,7 @@ func (n *Node) ReloadReference() error {
 	n.refMu.Lock()
 	n.refStamp = pathStamp(n.cfg.Reference)
 	n.refMu.Unlock()
-	data, err := did.ReadFileLimited(n.cfg.Reference, 1<<20)
+	data, err := fsutil.ReadFileLimited(n.cfg.Reference, 1<<20)
 	if err != nil {
 		return fmt.Errorf("reference values: %w", err)
 	}

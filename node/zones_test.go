@@ -16,6 +16,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/ztmesh/ztmesh/did"
+	"github.com/ztmesh/ztmesh/internal/fsutil"
 	"github.com/ztmesh/ztmesh/policy"
 	"github.com/ztmesh/ztmesh/pubsub"
 )
@@ -298,7 +299,7 @@ func TestRevokedNodeCutOffWithinOneSecond(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := did.WriteFileAtomic(rev, []byte(list), 0o644); err != nil {
+	if err := fsutil.WriteFileAtomic(rev, []byte(list), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	start := time.Now()
@@ -446,14 +447,14 @@ func TestPolicyFileReloadsWithoutRestart(t *testing.T) {
 		t.Fatalf("open policy: %v", err)
 	}
 	time.Sleep(10 * time.Millisecond) // a new modification time
-	if err := did.WriteFileAtomic(file, []byte(frozen), 0o644); err != nil {
+	if err := fsutil.WriteFileAtomic(file, []byte(frozen), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, 3*time.Second, "the edited policy is in force", func() bool {
 		_, err := a.Mesh().Publish(context.Background(), "north", "maps", []byte("x"))
 		return err != nil && strings.Contains(err.Error(), "publishing frozen by file")
 	})
-	if err := did.WriteFileAtomic(file, []byte("package ztmesh.authz\n\nallow := {{{"), 0o644); err != nil {
+	if err := fsutil.WriteFileAtomic(file, []byte("package ztmesh.authz\n\nallow := {{{"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, 3*time.Second, "the broken edit is refused", func() bool {
