@@ -195,11 +195,6 @@ func New(cfg Config, opts Options) (_ *Node, err error) {
 		}
 		n.binaryHash = m.BinarySHA256
 	}
-	if cfg.Reference != "" && fsutil.FileExists(cfg.Reference) {
-		if err := n.ReloadReference(); err != nil {
-			return nil, err
-		}
-	}
 	if cfg.Revocations != "" && fsutil.FileExists(cfg.Revocations) {
 		if _, err := n.loadRevocationsFile(); err != nil {
 			return nil, err
@@ -255,6 +250,13 @@ func New(cfg Config, opts Options) (_ *Node, err error) {
 	})
 	if err != nil {
 		return nil, err
+	}
+	// Reference values are judged by the trust book against the members
+	// the roster holds (none yet).
+	if cfg.Reference != "" && fsutil.FileExists(cfg.Reference) {
+		if err := n.ReloadReference(); err != nil {
+			return nil, err
+		}
 	}
 	n.metrics.registerZones(n)
 	return n, nil

@@ -41,9 +41,6 @@ const (
 // evidenceAt, unless by then an announcement covering that evidence was
 // sent or accepted.
 func (n *Node) announceQuarantine(subject did.DID, evidenceAt time.Time, reason string) {
-	if n.mesh == nil {
-		return
-	}
 	n.goLoop(func(ctx context.Context) {
 		select {
 		case <-ctx.Done():

@@ -114,9 +114,7 @@ func (n *Node) reassess(cred *did.Credential, why string) {
 		n.log.Warn("peer quarantined", "event_type", "peer_quarantined", "did", cred.Subject.String(),
 			"reason", tr.Reason, "risk_score", 1-tr.Trust, "effective_trust", tr.Trust)
 		n.metrics.quarantine("quarantined")
-		if n.mesh != nil {
-			n.mesh.RotateKeys("quarantine")
-		}
+		n.mesh.RotateKeys("quarantine")
 		if tr.Announce != "" {
 			n.announceQuarantine(cred.Subject, tr.EvidenceAt, tr.Announce)
 		}
@@ -133,9 +131,6 @@ func (n *Node) reassess(cred *did.Credential, why string) {
 // trust after three rejections, and was rarely quarantined (found by the
 // attack simulation).
 func (n *Node) graylisted(cred *did.Credential) trust.Graylist {
-	if n.mesh == nil {
-		return trust.Graylist{}
-	}
 	p, err := cred.Subject.PeerID()
 	if err != nil {
 		return trust.Graylist{}
@@ -166,7 +161,7 @@ func (n *Node) onReject(forwarder peer.ID, reason string) {
 // seconds' worth of the origin's allowance (attest.TrustInputs.RateLimited),
 // and re-scores the origins. It runs every second.
 func (n *Node) countRateLimits() {
-	if n.mesh == nil || n.s.rateLimit.Off() {
+	if n.s.rateLimit.Off() {
 		return
 	}
 	for origin, dropped := range n.trust.RateLimitDrops(n.mesh.Stats().RateLimited()) {
