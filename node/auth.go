@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
@@ -14,118 +15,144 @@ import (
 	"github.com/ztmesh/ztmesh/pubsub"
 )
 
+// handshakes run the credential handshake (protocol AuthProtocol, see
+// handshake.go for the frames) on every connection: each side presents
+// its credential, the other verifies it for the authenticated peer and
+// admits it to the roster. They own the grace timers of connected peers
+// not yet verified: one that is not verified in time is dropped.
+//
+// What they do not own: the roster's entries (Admit, Remove), the
+// connections (the host), trust.
+type handshakes struct {
+	n *Node
+
+	mu      sync.Mutex
+	pending map[peer.ID]*time.Timer // connected peers awaiting the handshake
+	closed  bool
+}
+
+// stop stops every grace timer; no new one starts.
+func (h *handshakes) stop() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.closed = true
+	for _, t := range h.pending {
+		t.Stop()
+	}
+}
+
 // onConnected runs for every new connection (libp2p calls it synchronously,
 // so it must not block): it starts the grace timer for a peer not yet
 // verified and presents our credential to the peer.
-func (n *Node) onConnected(c network.Conn) {
+func (h *handshakes) onConnected(c network.Conn) {
 	p := c.RemotePeer()
-	n.mu.Lock()
-	if n.closed {
-		n.mu.Unlock()
+	h.mu.Lock()
+	if h.closed {
+		h.mu.Unlock()
 		return
 	}
-	if _, verified := n.roster.Connected(p); !verified && n.pending[p] == nil {
-		grace := time.Duration(n.cfg.AuthGrace)
-		n.pending[p] = time.AfterFunc(grace, func() { n.graceExpired(p, grace) })
+	if _, verified := h.n.roster.Connected(p); !verified && h.pending[p] == nil {
+		grace := time.Duration(h.n.cfg.AuthGrace)
+		h.pending[p] = time.AfterFunc(grace, func() { h.graceExpired(p, grace) })
 	}
-	n.mu.Unlock()
-	n.goLoop(func(ctx context.Context) { n.presentTo(ctx, p) }) // a no-op once closed
+	h.mu.Unlock()
+	h.n.goLoop(func(ctx context.Context) { h.presentTo(ctx, p) }) // a no-op once closed
 }
 
 // onDisconnected forgets a peer once its last connection is gone.
-func (n *Node) onDisconnected(c network.Conn) {
+func (h *handshakes) onDisconnected(c network.Conn) {
 	p := c.RemotePeer()
-	if n.host.Network().Connectedness(p) == network.Connected {
+	if h.n.host.Network().Connectedness(p) == network.Connected {
 		return
 	}
-	n.mu.Lock()
-	if t := n.pending[p]; t != nil {
+	h.mu.Lock()
+	if t := h.pending[p]; t != nil {
 		t.Stop()
-		delete(n.pending, p)
+		delete(h.pending, p)
 	}
-	n.mu.Unlock()
-	if _, ok := n.roster.Remove(p); ok {
-		n.log.Info("peer disconnected", "event_type", "peer_disconnected", "peer", p.String())
+	h.mu.Unlock()
+	if _, ok := h.n.roster.Remove(p); ok {
+		h.n.log.Info("peer disconnected", "event_type", "peer_disconnected", "peer", p.String())
 	}
 }
 
-func (n *Node) clearPending(p peer.ID) {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if t := n.pending[p]; t != nil {
+func (h *handshakes) clearPending(p peer.ID) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if t := h.pending[p]; t != nil {
 		t.Stop()
-		delete(n.pending, p)
+		delete(h.pending, p)
 	}
 }
 
-func (n *Node) graceExpired(p peer.ID, grace time.Duration) {
-	n.mu.Lock()
-	delete(n.pending, p)
-	closed := n.closed
-	n.mu.Unlock()
+func (h *handshakes) graceExpired(p peer.ID, grace time.Duration) {
+	h.mu.Lock()
+	delete(h.pending, p)
+	closed := h.closed
+	h.mu.Unlock()
 	if closed {
 		return
 	}
-	if _, ok := n.roster.Connected(p); ok || n.host.Network().Connectedness(p) != network.Connected {
+	if _, ok := h.n.roster.Connected(p); ok || h.n.host.Network().Connectedness(p) != network.Connected {
 		return
 	}
-	n.drop(p, "unauthenticated", fmt.Sprintf("no valid credential within the %s grace period", grace))
+	h.n.drop(p, "unauthenticated", fmt.Sprintf("no valid credential within the %s grace period", grace))
 }
 
 // presentTo presents our credential to p on a new auth stream and logs the
 // answer. A peer that does not speak the protocol (a plain libp2p peer) is
 // left to the grace timer.
-func (n *Node) presentTo(ctx context.Context, p peer.ID) {
+func (h *handshakes) presentTo(ctx context.Context, p peer.ID) {
 	ctx, cancel := context.WithTimeout(ctx, handshakeTimeout)
 	defer cancel()
-	s, err := n.host.NewStream(network.WithAllowLimitedConn(ctx, "auth"), p, AuthProtocol)
+	s, err := h.n.host.NewStream(network.WithAllowLimitedConn(ctx, "auth"), p, AuthProtocol)
 	if err != nil {
-		n.log.Debug("cannot present credential", "event_type", "present_failed", "peer", p.String(), "reason", err.Error())
+		h.n.log.Debug("cannot present credential", "event_type", "present_failed", "peer", p.String(), "reason", err.Error())
 		return
 	}
 	defer s.Close()
 	_ = s.SetDeadline(time.Now().Add(handshakeTimeout))
-	own := n.cred.Load()
-	if err := writeFrame(s, present{V: handshakeVersion, Mesh: n.cfg.Mesh, Credential: own.Raw, KeyPackage: n.mesh.KeyPackage()}); err != nil {
-		n.log.Debug("present credential", "event_type", "present_failed", "peer", p.String(), "reason", err.Error())
+	own := h.n.cred.Load()
+	if err := writeFrame(s, present{V: handshakeVersion, Mesh: h.n.cfg.Mesh, Credential: own.Raw, KeyPackage: h.n.mesh.KeyPackage()}); err != nil {
+		h.n.log.Debug("present credential", "event_type", "present_failed", "peer", p.String(), "reason", err.Error())
 		s.Reset()
 		return
 	}
 	body, err := readFrame(s)
 	if err != nil {
-		n.log.Debug("no handshake result", "event_type", "present_failed", "peer", p.String(), "reason", err.Error())
+		h.n.log.Debug("no handshake result", "event_type", "present_failed", "peer", p.String(), "reason", err.Error())
 		s.Reset()
 		return
 	}
 	res, err := decodeResult(body)
 	if err != nil {
-		n.log.Warn("bad handshake result", "event_type", "present_failed", "peer", p.String(), "reason", err.Error())
+		h.n.log.Warn("bad handshake result", "event_type", "present_failed", "peer", p.String(), "reason", err.Error())
 		s.Reset()
 		return
 	}
 	if !res.Accepted {
-		n.log.Warn("our credential was refused by peer", "event_type", "credential_refused_by_peer",
+		h.n.log.Warn("our credential was refused by peer", "event_type", "credential_refused_by_peer",
 			"peer", p.String(), "reason", res.Reason)
 		return
 	}
-	n.log.Debug("credential accepted by peer", "event_type", "credential_accepted_by_peer", "peer", p.String())
+	h.n.log.Debug("credential accepted by peer", "event_type", "credential_accepted_by_peer", "peer", p.String())
 }
 
 // handleAuth verifies a credential a peer presents. The subject must be the
 // peer the secure channel authenticated: a credential is worthless to anyone
 // but its holder.
-func (n *Node) handleAuth(s network.Stream) {
+func (h *handshakes) handleAuth(s network.Stream) {
 	p := s.Conn().RemotePeer()
 	_ = s.SetDeadline(time.Now().Add(handshakeTimeout))
-	cred, kp, reason, err := n.verifyPresent(s, p)
+	cred, kp, reason, err := h.verifyPresent(s, p)
 	if err != nil {
 		outcome := "refused"
 		if reason == "malformed" || reason == "timeout" {
 			outcome = "failed"
 		}
-		n.metrics.handshake(outcome)
-		n.metrics.refusal(reason)
-		n.log.Warn("peer refused", "event_type", "handshake_refused", "peer", p.String(), "reason", reason, "detail", oneLine(err))
+		h.n.metrics.handshake(outcome)
+		h.n.metrics.refusal(reason)
+		h.n.log.Warn("peer refused", "event_type", "handshake_refused", "peer", p.String(), "reason", reason, "detail", oneLine(err))
 		// Tell the peer why, let it read the answer (it closes its side),
 		// then drop it.
 		if writeFrame(s, result{V: handshakeVersion, Accepted: false, Reason: reason}) == nil {
@@ -133,14 +160,14 @@ func (n *Node) handleAuth(s network.Stream) {
 			_, _ = io.Copy(io.Discard, io.LimitReader(s, 1))
 		}
 		s.Reset()
-		n.roster.Remove(p)
-		n.clearPending(p)
-		_ = n.host.Network().ClosePeer(p)
+		h.n.roster.Remove(p)
+		h.clearPending(p)
+		_ = h.n.host.Network().ClosePeer(p)
 		return
 	}
-	renewed := n.roster.Admit(Peer{ID: p, DID: cred.Subject, Credential: cred, KeyPackage: kp, VerifiedAt: n.now()})
-	n.clearPending(p)
-	n.metrics.handshake("accepted")
+	renewed := h.n.roster.Admit(Peer{ID: p, DID: cred.Subject, Credential: cred, KeyPackage: kp, VerifiedAt: h.n.now()})
+	h.clearPending(p)
+	h.n.metrics.handshake("accepted")
 	if err := writeFrame(s, result{V: handshakeVersion, Accepted: true}); err != nil {
 		s.Reset()
 	} else {
@@ -149,34 +176,34 @@ func (n *Node) handleAuth(s network.Stream) {
 	event := "peer_verified"
 	if renewed {
 		event = "credential_renewed"
-		if n.mesh.Disallowed(p) { // the renewed credential lost a zone it is subscribed to
-			n.drop(p, "policy", "renewed credential no longer allows a subscribed topic")
+		if h.n.mesh.Disallowed(p) { // the renewed credential lost a zone it is subscribed to
+			h.n.drop(p, "policy", "renewed credential no longer allows a subscribed topic")
 			return
 		}
 	} else {
-		n.goLoop(func(ctx context.Context) {
-			if err := n.mesh.SyncTo(ctx, p); err != nil {
-				n.log.Debug("control sync", "event_type", "sync_failed", "peer", p.String(), "reason", err.Error())
+		h.n.goLoop(func(ctx context.Context) {
+			if err := h.n.mesh.SyncTo(ctx, p); err != nil {
+				h.n.log.Debug("control sync", "event_type", "sync_failed", "peer", p.String(), "reason", err.Error())
 			}
 		})
-		n.states.peerVerified(p)
-		if n.references.Current() != nil {
+		h.n.states.peerVerified(p)
+		if h.n.references.Current() != nil {
 			// Attestation is enforced: judge a new peer now, not at its
 			// next broadcast.
-			n.goLoop(func(ctx context.Context) {
-				if _, err := n.Challenge(ctx, p); err != nil {
-					n.log.Debug("challenge", "event_type", "challenge_failed", "peer", p.String(), "reason", err.Error())
+			h.n.goLoop(func(ctx context.Context) {
+				if _, err := h.n.Challenge(ctx, p); err != nil {
+					h.n.log.Debug("challenge", "event_type", "challenge_failed", "peer", p.String(), "reason", err.Error())
 				}
 			})
 		}
 	}
-	n.log.Info("peer verified", "event_type", event, "peer", p.String(), "did", cred.Subject.String(),
+	h.n.log.Info("peer verified", "event_type", event, "peer", p.String(), "did", cred.Subject.String(),
 		"role", cred.Claims.Role, "trust_score", cred.Claims.TrustScore, "expires", cred.Expires.Format(time.RFC3339))
 }
 
 // verifyPresent reads and verifies one present frame. reason is a short,
 // stable word for logs, metrics and the peer.
-func (n *Node) verifyPresent(s network.Stream, p peer.ID) (*did.Credential, *pubsub.KeyPackage, string, error) {
+func (h *handshakes) verifyPresent(s network.Stream, p peer.ID) (*did.Credential, *pubsub.KeyPackage, string, error) {
 	body, err := readFrame(s)
 	if err != nil {
 		if errors.Is(err, errFrameTooLarge) {
@@ -191,18 +218,18 @@ func (n *Node) verifyPresent(s network.Stream, p peer.ID) (*did.Credential, *pub
 	if err != nil {
 		return nil, nil, "malformed", err
 	}
-	if msg.Mesh != n.cfg.Mesh {
-		return nil, nil, "wrong mesh", fmt.Errorf("peer is in mesh %q, we are in %q", truncate(msg.Mesh), n.cfg.Mesh)
+	if msg.Mesh != h.n.cfg.Mesh {
+		return nil, nil, "wrong mesh", fmt.Errorf("peer is in mesh %q, we are in %q", truncate(msg.Mesh), h.n.cfg.Mesh)
 	}
 	holder, err := did.DIDFromPeerID(p)
 	if err != nil {
 		return nil, nil, "subject mismatch", err
 	}
-	cred, err := n.verifier.VerifyHolder([]byte(msg.Credential), holder, n.now())
+	cred, err := h.n.verifier.VerifyHolder([]byte(msg.Credential), holder, h.n.now())
 	if err != nil {
 		return nil, nil, reasonOf(err), err
 	}
-	kp, err := pubsub.ParseKeyPackage(msg.KeyPackage, holder, n.now())
+	kp, err := pubsub.ParseKeyPackage(msg.KeyPackage, holder, h.n.now())
 	if err != nil {
 		return nil, nil, "bad key package", err
 	}

@@ -104,26 +104,19 @@ type Node struct {
 	metrics   *metrics
 	cred      atomic.Pointer[did.Credential] // our own, verified
 
-	mu      sync.Mutex
-	pending map[peer.ID]*time.Timer // connected peers awaiting the handshake
-	closed  bool
+	handshakes *handshakes
 
-	revMu    sync.Mutex // serializes revocation reloads
-	revStamp fileStamp
+	mu     sync.Mutex // guards closed and the loops' WaitGroup
+	closed bool
 
+	control     *controller // revocations, policy, reference values
 	trust       *trust.Book
 	references  *attest.References
 	evMu        sync.Mutex
 	challenged  map[peer.ID]time.Time // when each peer last challenged us
-	refMu       sync.Mutex
-	refStamp    fileStamp
 	binaryHash  string
 	started     time.Time
 	attestDelay time.Duration
-
-	polMu    sync.Mutex // serializes policy reloads and bundles
-	polStamp fileStamp
-	bundle   []byte // the signed policy bundle in force, if any
 
 	ctx       context.Context // until Close, or the end of Start's context
 	cancel    context.CancelFunc
@@ -159,11 +152,12 @@ func New(cfg Config, opts Options) (_ *Node, err error) {
 		id:          opts.Identity,
 		log:         opts.Logger,
 		now:         opts.Now,
-		pending:     map[peer.ID]*time.Timer{},
 		challenged:  map[peer.ID]time.Time{},
 		attestDelay: cmp.Or(opts.Test.AttestDelay, 2*time.Second),
 	}
 	n.trust = newTrustBook(n)
+	n.control = &controller{n: n}
+	n.handshakes = &handshakes{n: n, pending: map[peer.ID]*time.Timer{}}
 	if n.now == nil {
 		n.now = time.Now
 	}
@@ -183,7 +177,7 @@ func New(cfg Config, opts Options) (_ *Node, err error) {
 	if n.policy, err = policy.New(policy.WithLogger(n.log), policy.WithNow(n.now), policy.WithCompiles(opts.Test.PolicyCompiles)); err != nil {
 		return nil, err
 	}
-	if _, err := n.loadPolicyFile(); err != nil {
+	if _, err := n.control.loadPolicyFile(); err != nil {
 		return nil, err
 	}
 	n.references = attest.NewReferences(n.verifier.Trusts)
@@ -196,7 +190,7 @@ func New(cfg Config, opts Options) (_ *Node, err error) {
 		n.binaryHash = m.BinarySHA256
 	}
 	if cfg.Revocations != "" && fsutil.FileExists(cfg.Revocations) {
-		if _, err := n.loadRevocationsFile(); err != nil {
+		if _, err := n.control.loadRevocationsFile(); err != nil {
 			return nil, err
 		}
 	}
@@ -243,7 +237,7 @@ func New(cfg Config, opts Options) (_ *Node, err error) {
 	}, n.host.Peerstore(), n.standings.changed)
 	n.mesh, err = pubsub.New(n.ctx, n.host, pubsub.Config{
 		Mesh: n.cfg.Mesh, Identity: n.id, Credential: n.cred.Load, Policy: n.policy,
-		Members: members{n}, Control: controller{n}, Directory: n.roster, Logger: n.log, Now: n.now,
+		Members: members{n}, Control: n.control, Directory: n.roster, Logger: n.log, Now: n.now,
 		MaxSkew: time.Duration(n.cfg.MaxSkew), RotateEvery: time.Duration(n.cfg.KeyRotation), Suite: n.cfg.KeySuite,
 		SeenTTL: opts.Test.SeenTTL, OnReject: n.onReject, RateLimit: n.s.rateLimit,
 		AppScoreTTL: cmp.Or(opts.Test.AppScoreTTL, appScoreTTL),
@@ -254,7 +248,7 @@ func New(cfg Config, opts Options) (_ *Node, err error) {
 	// Reference values are judged by the trust book against the members
 	// the roster holds (none yet).
 	if cfg.Reference != "" && fsutil.FileExists(cfg.Reference) {
-		if err := n.ReloadReference(); err != nil {
+		if err := n.control.reloadReference(); err != nil {
 			return nil, err
 		}
 	}
@@ -320,14 +314,14 @@ func (n *Node) Start(ctx context.Context) error {
 	}
 	var err error
 	n.host.SetStreamHandler(AttestProtocol, n.handleChallenge)
-	n.host.SetStreamHandler(AuthProtocol, n.handleAuth)
+	n.host.SetStreamHandler(AuthProtocol, n.handshakes.handleAuth)
 	n.host.Network().Notify(&network.NotifyBundle{
-		ConnectedF:    func(_ network.Network, c network.Conn) { n.onConnected(c) },
-		DisconnectedF: func(_ network.Network, c network.Conn) { n.onDisconnected(c) },
+		ConnectedF:    func(_ network.Network, c network.Conn) { n.handshakes.onConnected(c) },
+		DisconnectedF: func(_ network.Network, c network.Conn) { n.handshakes.onDisconnected(c) },
 	})
 	// Connections made before Notify (none in practice) are handled too.
 	for _, c := range n.host.Network().Conns() {
-		n.onConnected(c)
+		n.handshakes.onConnected(c)
 	}
 
 	if n.s.apiNet != "off" {
@@ -343,20 +337,7 @@ func (n *Node) Start(ctx context.Context) error {
 		}
 	}
 	n.goLoop(n.expiryLoop)
-	for _, w := range []struct {
-		path   string
-		mu     *sync.Mutex
-		stamp  *fileStamp
-		reload func() error
-	}{
-		{n.cfg.Revocations, &n.revMu, &n.revStamp, n.ReloadRevocations},
-		{n.cfg.Policy, &n.polMu, &n.polStamp, n.ReloadPolicy},
-		{n.cfg.Reference, &n.refMu, &n.refStamp, n.ReloadReference},
-	} {
-		if w.path != "" {
-			n.goLoop(func(ctx context.Context) { n.watchPath(ctx, w.path, w.mu, w.stamp, w.reload) })
-		}
-	}
+	n.control.watch()
 	n.goLoop(n.attestLoop)
 	n.goLoop(n.announceLoop)
 	for _, ai := range n.s.bootstrap {
@@ -398,10 +379,8 @@ func (n *Node) Close() error {
 		return nil
 	}
 	n.closed = true
-	for _, t := range n.pending {
-		t.Stop()
-	}
 	n.mu.Unlock()
+	n.handshakes.stop()
 	if n.stopAfter != nil {
 		n.stopAfter()
 	}
@@ -425,6 +404,11 @@ func (n *Node) Close() error {
 	n.log.Info("node stopped", "event_type", "node_stopped")
 	return errors.Join(errs...)
 }
+
+// Reload reads the configured revocation list, policy and reference
+// values files again (ztmeshd does on SIGHUP). A file that is refused
+// leaves what is in force; the errors say which and why.
+func (n *Node) Reload() error { return n.control.reload() }
 
 // DID is the node's DID.
 func (n *Node) DID() did.DID { return n.id.DID() }

@@ -110,7 +110,7 @@ func TestHandshakeRefusals(t *testing.T) {
 	if err := os.WriteFile(revFile, []byte(list), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if err := target.ReloadRevocations(); err != nil {
+	if err := target.Reload(); err != nil {
 		t.Fatal(err)
 	}
 

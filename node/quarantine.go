@@ -63,14 +63,14 @@ func (n *Node) announceQuarantine(subject did.DID, evidenceAt time.Time, reason 
 	})
 }
 
-// ApplyQuarantine implements pubsub.ControlHandler: it judges a quarantine
+// applyQuarantine is pubsub.Control's ApplyQuarantine: it judges a quarantine
 // announcement and quarantines the accused if its own reference values
 // condemn the enclosed evidence. An announcement that is not authentic
 // (bad signature, evidence the accused did not sign) is refused with an
 // error (GossipSub Rejects it); one that is authentic but does not justify
 // a quarantine here is refused with pubsub.ErrIgnored (Ignored); one about
 // evidence already announced with pubsub.ErrStale.
-func (n *Node) ApplyQuarantine(token []byte) (bool, error) {
+func (n *Node) applyQuarantine(token []byte) (bool, error) {
 	q, err := attest.ParseQuarantine(token)
 	if err != nil {
 		n.log.Warn("quarantine announcement refused", "event_type", "quarantine_announcement_refused", "reason", oneLine(err), "risk_score", 1.0)

@@ -85,7 +85,7 @@ func TestQuarantineAnnouncementJudged(t *testing.T) {
 	verifiedMesh(t, a, b, c, d, x)
 	ref := approve(t, m, 1)
 	for _, n := range []*testNode{a, b, c, d, x} {
-		if _, err := n.ApplyReference(ref); err != nil {
+		if _, err := n.control.ApplyReference(ref); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -98,7 +98,7 @@ func TestQuarantineAnnouncementJudged(t *testing.T) {
 		t.Fatal(err)
 	}
 	oldFailingB := evidenceOf(t, b, time.Now().Add(-30*time.Second), badBinary)
-	if _, err := a.ApplyEvidence(b.host.ID(), evB); err != nil { // a holds b's newer, passing evidence
+	if _, err := a.control.ApplyEvidence(b.host.ID(), evB); err != nil { // a holds b's newer, passing evidence
 		t.Fatal(err)
 	}
 	stranger, _ := did.GenerateIdentity(rand.Reader)
@@ -130,7 +130,7 @@ func TestQuarantineAnnouncementJudged(t *testing.T) {
 			"quarantine_announcement_ignored", "accuses this node"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			changed, err := a.ApplyQuarantine(tc.tok)
+			changed, err := a.control.ApplyQuarantine(tc.tok)
 			if changed || err == nil {
 				t.Fatalf("announcement applied (changed %v, err %v)", changed, err)
 			}
@@ -157,27 +157,27 @@ func TestQuarantineAnnouncementJudged(t *testing.T) {
 	// The genuine announcement: a quarantines x without having seen its
 	// evidence itself; the same announcement again changes nothing.
 	genuine := announce(t, c.id, x.DID(), attest.QuarantineFailed, evX)
-	if changed, err := a.ApplyQuarantine(genuine); !changed || err != nil {
+	if changed, err := a.control.ApplyQuarantine(genuine); !changed || err != nil {
 		t.Fatalf("genuine announcement: changed %v, %v", changed, err)
 	}
 	if !quarantinedBy(a, x) {
 		t.Fatal("a did not quarantine x")
 	}
-	if changed, err := a.ApplyQuarantine(genuine); changed || !errors.Is(err, pubsub.ErrStale) {
+	if changed, err := a.control.ApplyQuarantine(genuine); changed || !errors.Is(err, pubsub.ErrStale) {
 		t.Fatalf("the same announcement twice: changed %v, %v", changed, err)
 	}
 
 	// Stale evidence: d, which holds nothing from b, is shown evidence b
 	// made 30 minutes ago (0.72 halved four times is under 0.3).
 	old := evidenceOf(t, b, time.Now().Add(-30*time.Minute), "")
-	if changed, err := d.ApplyQuarantine(announce(t, c.id, b.DID(), attest.QuarantineStale, old)); !changed || err != nil {
+	if changed, err := d.control.ApplyQuarantine(announce(t, c.id, b.DID(), attest.QuarantineStale, old)); !changed || err != nil {
 		t.Fatalf("genuine stale announcement: changed %v, %v", changed, err)
 	}
 	if !quarantinedBy(d, b) {
 		t.Fatal("d did not quarantine b, silent for 30 minutes")
 	}
 	// b attests again: d releases it.
-	if _, err := d.ApplyEvidence(b.host.ID(), evidenceOf(t, b, time.Now(), "")); err != nil {
+	if _, err := d.control.ApplyEvidence(b.host.ID(), evidenceOf(t, b, time.Now(), "")); err != nil {
 		t.Fatal(err)
 	}
 	if quarantinedBy(d, b) {
@@ -197,7 +197,7 @@ func TestQuarantineAnnouncementReachesNodeThatMissedTheEvidence(t *testing.T) {
 	verifiedMesh(t, a, d, x)
 	ref := approve(t, m, 1)
 	for _, n := range []*testNode{a, d, x} {
-		if _, err := n.ApplyReference(ref); err != nil {
+		if _, err := n.control.ApplyReference(ref); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -207,7 +207,7 @@ func TestQuarantineAnnouncementReachesNodeThatMissedTheEvidence(t *testing.T) {
 		t.Fatal(err)
 	}
 	start := time.Now()
-	if _, err := a.ApplyEvidence(x.host.ID(), evX); err != nil { // a alone: nothing is published
+	if _, err := a.control.ApplyEvidence(x.host.ID(), evX); err != nil { // a alone: nothing is published
 		t.Fatal(err)
 	}
 	if !quarantinedBy(a, x) {

@@ -23,7 +23,7 @@ func (n *Node) InstallCredential(tok []byte) (*did.Credential, error) {
 	n.log.Info("credential installed", "event_type", "credential_installed", "credential", c.ID,
 		"expires", c.Expires.Format("2006-01-02T15:04:05Z07:00"))
 	for _, p := range n.host.Network().Peers() {
-		n.goLoop(func(ctx context.Context) { n.presentTo(ctx, p) })
+		n.goLoop(func(ctx context.Context) { n.handshakes.presentTo(ctx, p) })
 	}
 	n.goLoop(func(ctx context.Context) { _ = n.Announce(ctx) }) // members further away learn it too
 	return c, nil

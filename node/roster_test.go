@@ -102,7 +102,7 @@ func TestHeldAnnouncementRecheckedForRevocationAndExpiry(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := (controller{a.Node}).ApplyRevocations([]byte(list)); err != nil {
+	if _, err := a.control.ApplyRevocations([]byte(list)); err != nil {
 		t.Fatal(err)
 	}
 	for _, tok := range [][]byte{toks[b], relayedTok} {
@@ -187,7 +187,7 @@ func TestSyncOffersOnlyValidMembers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := (controller{a.Node}).ApplyRevocations([]byte(list)); err != nil {
+	if _, err := a.control.ApplyRevocations([]byte(list)); err != nil {
 		t.Fatal(err)
 	}
 	if slices.Contains(a.roster.MemberHashes(""), h) {

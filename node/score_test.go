@@ -80,7 +80,7 @@ func TestGossipSubScoreSeesEveryStandingChange(t *testing.T) {
 	check("b's message rejected", b, func(s float64) bool { return s < before })
 
 	score(b)
-	if _, err := a.ApplyReference(approve(t, m, 1)); err != nil {
+	if _, err := a.control.ApplyReference(approve(t, m, 1)); err != nil {
 		t.Fatal(err)
 	}
 	check("reference values applied", b, positive)
@@ -94,7 +94,7 @@ func TestGossipSubScoreSeesEveryStandingChange(t *testing.T) {
 	if math.Abs(score(b)-fresh(b)) < tolerance {
 		t.Fatal("b's standing did not change with time: the next step would test nothing")
 	}
-	if _, err := a.ApplyReference(approve(t, m, 2)); err != nil {
+	if _, err := a.control.ApplyReference(approve(t, m, 2)); err != nil {
 		t.Fatal(err)
 	}
 	check("new reference values: b pending again", b, positive)
@@ -103,17 +103,17 @@ func TestGossipSubScoreSeesEveryStandingChange(t *testing.T) {
 		t.Fatal(err)
 	}
 	score(x)
-	if _, err := a.ApplyEvidence(x.host.ID(), evX); err != nil {
+	if _, err := a.control.ApplyEvidence(x.host.ID(), evX); err != nil {
 		t.Fatal(err)
 	}
 	check("x's evidence failed: quarantined", x, isUnverified)
 	score(x)
-	if _, err := a.ApplyEvidence(x.host.ID(), evidenceOf(t, x, m.clock.now(), "")); err != nil {
+	if _, err := a.control.ApplyEvidence(x.host.ID(), evidenceOf(t, x, m.clock.now(), "")); err != nil {
 		t.Fatal(err)
 	}
 	check("x attests again and passes: released", x, positive)
 	score(b)
-	if _, err := a.ApplyEvidence(b.host.ID(), evidenceOf(t, b, m.clock.now(), "")); err != nil {
+	if _, err := a.control.ApplyEvidence(b.host.ID(), evidenceOf(t, b, m.clock.now(), "")); err != nil {
 		t.Fatal(err)
 	}
 	check("b's evidence passes", b, positive)
@@ -127,7 +127,7 @@ func TestGossipSubScoreSeesEveryStandingChange(t *testing.T) {
 	a.reassessAll("test")
 	check("x quarantined on reassessment", x, isUnverified)
 	score(b) // b's evidence faded too: b attests again
-	if _, err := a.ApplyEvidence(b.host.ID(), evidenceOf(t, b, m.clock.now(), "")); err != nil {
+	if _, err := a.control.ApplyEvidence(b.host.ID(), evidenceOf(t, b, m.clock.now(), "")); err != nil {
 		t.Fatal(err)
 	}
 	check("b attests again", b, positive)
@@ -138,7 +138,7 @@ func TestGossipSubScoreSeesEveryStandingChange(t *testing.T) {
 	}
 	score(b)
 	score(d)
-	if _, err := (controller{a.Node}).ApplyRevocations([]byte(list)); err != nil {
+	if _, err := a.control.ApplyRevocations([]byte(list)); err != nil {
 		t.Fatal(err)
 	}
 	check("b revoked", b, isUnverified)

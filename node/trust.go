@@ -15,7 +15,6 @@ import (
 
 	"github.com/ztmesh/ztmesh/attest"
 	"github.com/ztmesh/ztmesh/did"
-	"github.com/ztmesh/ztmesh/internal/fsutil"
 	"github.com/ztmesh/ztmesh/internal/wire"
 	"github.com/ztmesh/ztmesh/node/internal/trust"
 	"github.com/ztmesh/ztmesh/pubsub"
@@ -179,29 +178,9 @@ func (n *Node) countRateLimits() {
 	}
 }
 
-// ApplyReference implements pubsub.ControlHandler: issuer-signed reference
-// values, newer than those in force.
-func (n *Node) ApplyReference(token []byte) (bool, error) {
-	ref, changed, err := n.references.Update(token)
-	if errors.Is(err, attest.ErrRollback) {
-		return false, fmt.Errorf("%w: %w", pubsub.ErrStale, err)
-	}
-	if err != nil || !changed {
-		return false, err
-	}
-	n.log.Info("attestation reference values applied", "event_type", "reference_applied", "issuer", ref.Issuer.String(), "version", ref.Version)
-	// Re-judge the evidence we hold against the new values; peers without
-	// evidence are pending from now.
-	for _, ev := range n.trust.Reference(n.now()) {
-		_, _ = n.judgeEvidence(ev, true)
-	}
-	n.reassessAll("reference values changed")
-	return true, nil
-}
-
-// ApplyEvidence implements pubsub.ControlHandler: a node's evidence,
+// applyEvidence is pubsub.Control's ApplyEvidence: a node's evidence,
 // verified against the reference values in force.
-func (n *Node) ApplyEvidence(origin peer.ID, token []byte) (bool, error) {
+func (n *Node) applyEvidence(origin peer.ID, token []byte) (bool, error) {
 	ev, err := attest.ParseEvidence(token, n.now(), n.trust.EvidenceMaxAge())
 	if errors.Is(err, attest.ErrStale) {
 		return false, fmt.Errorf("%w: %w", pubsub.ErrStale, err)
@@ -399,23 +378,4 @@ func (n *Node) attestLoop(ctx context.Context) {
 			n.reassessAll("trust fell below " + fmt.Sprint(QuarantineBelow) + " (stale or missing evidence)")
 		}
 	}
-}
-
-// ReloadReference reads the configured reference values file.
-func (n *Node) ReloadReference() error {
-	if n.cfg.Reference == "" {
-		return nil
-	}
-	n.refMu.Lock()
-	n.refStamp = pathStamp(n.cfg.Reference)
-	n.refMu.Unlock()
-	data, err := fsutil.ReadFileLimited(n.cfg.Reference, 1<<20)
-	if err != nil {
-		return fmt.Errorf("reference values: %w", err)
-	}
-	if _, err := n.ApplyReference(data); err != nil && !errors.Is(err, pubsub.ErrStale) {
-		n.log.Error("reference values refused", "event_type", "reference_refused", "file", n.cfg.Reference, "reason", oneLine(err))
-		return err
-	}
-	return nil
 }

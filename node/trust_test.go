@@ -135,13 +135,13 @@ func TestForgedEvidenceRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	// c relays b's evidence as its own author: refused (and Rejected).
-	if _, err := a.ApplyEvidence(c.host.ID(), evB); err == nil {
+	if _, err := a.control.ApplyEvidence(c.host.ID(), evB); err == nil {
 		t.Fatal("evidence about b accepted from author c")
 	}
 	// A bit flipped anywhere breaks b's signature.
 	tampered := append([]byte(nil), evB...)
 	tampered[len(tampered)/2] ^= 1
-	if _, err := a.ApplyEvidence(b.host.ID(), tampered); err == nil {
+	if _, err := a.control.ApplyEvidence(b.host.ID(), tampered); err == nil {
 		t.Fatal("tampered evidence accepted")
 	}
 	// A node cannot publish evidence about another one.
@@ -149,10 +149,10 @@ func TestForgedEvidenceRefused(t *testing.T) {
 		t.Fatal("c published b's evidence")
 	}
 	// b's own, genuine evidence is fine; an older one afterwards is stale.
-	if _, err := a.ApplyEvidence(b.host.ID(), evB); err != nil {
+	if _, err := a.control.ApplyEvidence(b.host.ID(), evB); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := a.ApplyEvidence(b.host.ID(), evB); err == nil {
+	if _, err := a.control.ApplyEvidence(b.host.ID(), evB); err == nil {
 		t.Fatal("the same evidence applied twice")
 	}
 	_ = did.DefaultTTL
@@ -169,7 +169,7 @@ func TestChallengeGivesFreshEvidence(t *testing.T) {
 	x := m.startIn([]string{"north"})
 	ref := approve(t, m, 1)
 	for _, n := range []*testNode{a, b, x} {
-		if _, err := n.ApplyReference(ref); err != nil {
+		if _, err := n.control.ApplyReference(ref); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -247,7 +247,7 @@ func TestNewReferencesLeaveTimeToAttest(t *testing.T) {
 
 	ref := approve(t, m, 1)
 	for _, n := range []*testNode{a, b} {
-		if _, err := n.ApplyReference(ref); err != nil {
+		if _, err := n.control.ApplyReference(ref); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -186,9 +186,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, hup <-cha
 		case <-hup:
 			logger.Info("SIGHUP: reloading revocation list and policy", "event_type", "reload")
 			// A refused list or policy is logged and leaves the old one in force.
-			_ = n.ReloadRevocations()
-			_ = n.ReloadPolicy()
-			_ = n.ReloadReference()
+			_ = n.Reload() // each file refused is logged with its reason
 		}
 	}
 }
