@@ -20,6 +20,13 @@
 // socket in its data directory (or on loopback TCP with a bearer token); the
 // types and a client are in package node/api.
 //
+// Inside, Node composes the host, config, API, metrics and reloads with
+// types that own their state (docs/ARCHITECTURE.md): the roster (every
+// member known, and the member announcement format), the trust book
+// (node/internal/trust: attestation results, penalties, quarantine), the
+// controller (revocations, policy and reference values in force) and the
+// handshakes (the credential handshake and its grace timers).
+//
 // What the node does not do: hold crypto or policy logic of its own. Keys and
-// credentials are package did's; this package only composes.
+// credentials are package did's; policy decisions package policy's.
 package node

@@ -152,7 +152,7 @@ func (m *Mesh) validateMembers(ctx context.Context, from peer.ID, msg *ps.Messag
 	}
 	t, ok := m.topicOf(msg.GetTopic())
 	if !ok || !t.IsMembers() {
-		m.stats.reject("unknown topic")
+		m.stats.reject(ReasonUnknownTopic)
 		return reject
 	}
 	_, err := m.cfg.Directory.ApplyMember(t.Zone, msg.Data)
@@ -160,7 +160,7 @@ func (m *Mesh) validateMembers(ctx context.Context, from peer.ID, msg *ps.Messag
 	case err != nil && isRollback(err):
 		return ignore
 	case err != nil:
-		m.stats.reject("invalid member announcement")
+		m.stats.reject(ReasonInvalidAnnouncement)
 		m.log.Warn("member announcement refused", "event_type", "control_refused", "peer", from.String(),
 			"origin", msg.GetFrom().String(), "type", controlMember, "zone", t.Zone, "reason", err.Error())
 		return reject

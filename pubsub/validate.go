@@ -32,7 +32,7 @@ func (m *Mesh) validateZone(ctx context.Context, from peer.ID, msg *ps.Message) 
 		m.stats.reject(reason)
 		// A flood is not logged message by message: Stats.RateLimited
 		// counts it per origin, and the node reports it.
-		if reason != reasonRateLimited {
+		if reason != ReasonRateLimited {
 			m.log.Debug("zone message dropped", "event_type", "message_rejected", "peer", from.String(),
 				"origin", msg.GetFrom().String(), "topic", msg.GetTopic(), "reason", reason, "ignored", res == ignore)
 		}
@@ -43,7 +43,7 @@ func (m *Mesh) validateZone(ctx context.Context, from peer.ID, msg *ps.Message) 
 func (m *Mesh) checkZone(ctx context.Context, from peer.ID, msg *ps.Message) (ps.ValidationResult, string) {
 	t, ok := m.topicOf(msg.GetTopic())
 	if !ok || t.IsControl() {
-		return reject, "unknown topic"
+		return reject, ReasonUnknownTopic
 	}
 	origin := msg.GetFrom()
 
@@ -84,50 +84,50 @@ func (m *Mesh) checkZone(ctx context.Context, from peer.ID, msg *ps.Message) (ps
 		mem, ok := m.cfg.Members.Member(origin)
 		if !ok {
 			if from == origin && m.h.Network().Connectedness(origin) == network.Connected {
-				return reject, "unverified origin" // it talks to us directly without a credential
+				return reject, ReasonUnverifiedOrigin // it talks to us directly without a credential
 			}
-			return ignore, "unknown origin"
+			return ignore, ReasonUnknownOrigin
 		}
 		if mem.Quarantined {
-			return blame, "quarantined origin"
+			return blame, ReasonQuarantinedOrigin
 		}
 		subject, originDID = mem.Subject(), mem.Credential.Subject
 		limit = mem.RateLimit.normalized(limit)
 	}
 	if d := m.decide(policy.ActionPublish, t, subject); !d.Allow {
-		return blame, "unauthorized"
+		return blame, ReasonUnauthorized
 	}
 	env, err := parseEnvelope(msg.Data)
 	if err != nil {
-		return reject, "malformed"
+		return reject, ReasonMalformed
 	}
 
 	now := m.cfg.Now()
 	if d := now.Sub(env.time); d > m.cfg.MaxSkew || d < -m.cfg.MaxSkew {
-		return reject, "stale"
+		return reject, ReasonStale
 	}
 
 	st, err := m.receiverKey(ctx, origin, env.keyID, t.String())
 	if err != nil {
 		if errors.Is(err, errKeyTopic) {
-			return reject, "key for another topic"
+			return reject, ReasonWrongTopicKey
 		}
-		return ignore, "key unavailable"
+		return ignore, ReasonKeyUnavailable
 	}
 	pt, err := env.open(st.key, t.String(), origin)
 	if err != nil {
-		return reject, "bad ciphertext"
+		return reject, ReasonBadCiphertext
 	}
 	st.mu.Lock()
 	fresh := st.win.check(env.seq)
 	st.lastUsed = now
 	st.mu.Unlock()
 	if !fresh {
-		return reject, "replay"
+		return reject, ReasonReplay
 	}
 	if origin != m.self && !m.limits.allow(origin, t.String(), limit, now) {
 		m.stats.rateLimit(origin)
-		return ignore, reasonRateLimited
+		return ignore, ReasonRateLimited
 	}
 	msg.ValidatorData = &Delivery{Origin: originDID, Zone: t.Zone, Channel: t.Channel, Seq: env.seq, Time: env.time, Data: pt}
 	return accept, ""
@@ -139,7 +139,7 @@ func (m *Mesh) checkZone(ctx context.Context, from peer.ID, msg *ps.Message) (ps
 func (m *Mesh) validateControl(ctx context.Context, from peer.ID, msg *ps.Message) ps.ValidationResult {
 	cm, err := decodeControl(msg.Data)
 	if err != nil {
-		m.stats.reject("malformed control")
+		m.stats.reject(ReasonMalformedControl)
 		return reject
 	}
 	if msg.ReceivedFrom == m.self {
@@ -150,7 +150,7 @@ func (m *Mesh) validateControl(ctx context.Context, from peer.ID, msg *ps.Messag
 	case err != nil && isRollback(err):
 		return ignore
 	case err != nil:
-		m.stats.reject("invalid control")
+		m.stats.reject(ReasonInvalidControl)
 		m.log.Warn("control message refused", "event_type", "control_refused", "peer", from.String(),
 			"origin", msg.GetFrom().String(), "type", cm.Type, "reason", err.Error())
 		return reject
@@ -193,5 +193,38 @@ func isRollback(err error) bool {
 	return errors.Is(err, did.ErrRollback) || errors.Is(err, policy.ErrRollback) || errors.Is(err, ErrStale) || errors.Is(err, ErrIgnored)
 }
 
-// reasonRateLimited is the drop reason of a message over its origin's rate limit.
-const reasonRateLimited = "rate limited"
+// Reasons a message is rejected or ignored. They are log fields, the
+// labels of the rejection metrics (Stats) and what Config.OnReject is
+// told, so they are stable: a new one may be added, none renamed.
+const (
+	// ReasonUnknownTopic: the topic is not a zone topic of this mesh.
+	ReasonUnknownTopic = "unknown topic"
+	// ReasonUnverifiedOrigin: the origin talks to us directly without a credential.
+	ReasonUnverifiedOrigin = "unverified origin"
+	// ReasonUnknownOrigin: the origin is not a member this node holds (Ignored).
+	ReasonUnknownOrigin = "unknown origin"
+	// ReasonQuarantinedOrigin: the origin is quarantined here.
+	ReasonQuarantinedOrigin = "quarantined origin"
+	// ReasonUnauthorized: the policy does not let the origin publish there.
+	ReasonUnauthorized = "unauthorized"
+	// ReasonMalformed: the envelope does not decode or its signature fails.
+	ReasonMalformed = "malformed"
+	// ReasonStale: the message time is outside MaxSkew.
+	ReasonStale = "stale"
+	// ReasonWrongTopicKey: the sender key is bound to another topic.
+	ReasonWrongTopicKey = "key for another topic"
+	// ReasonKeyUnavailable: the sender key could not be pulled (Ignored).
+	ReasonKeyUnavailable = "key unavailable"
+	// ReasonBadCiphertext: the payload does not open with the sender key.
+	ReasonBadCiphertext = "bad ciphertext"
+	// ReasonReplay: the message was seen before.
+	ReasonReplay = "replay"
+	// ReasonRateLimited: the origin is over its rate limit (Ignored).
+	ReasonRateLimited = "rate limited"
+	// ReasonMalformedControl: a control message does not decode.
+	ReasonMalformedControl = "malformed control"
+	// ReasonInvalidControl: a control message is refused by the node.
+	ReasonInvalidControl = "invalid control"
+	// ReasonInvalidAnnouncement: a member announcement is refused.
+	ReasonInvalidAnnouncement = "invalid member announcement"
+)
