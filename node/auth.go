@@ -191,7 +191,7 @@ func (h *handshakes) handleAuth(s network.Stream) {
 			// Attestation is enforced: judge a new peer now, not at its
 			// next broadcast.
 			h.n.goLoop(func(ctx context.Context) {
-				if _, err := h.n.Challenge(ctx, p); err != nil {
+				if _, err := h.n.attestor.Challenge(ctx, p); err != nil {
 					h.n.log.Debug("challenge", "event_type", "challenge_failed", "peer", p.String(), "reason", err.Error())
 				}
 			})

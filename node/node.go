@@ -109,14 +109,10 @@ type Node struct {
 	mu     sync.Mutex // guards closed and the loops' WaitGroup
 	closed bool
 
-	control     *controller // revocations, policy, reference values
-	trust       *trust.Book
-	references  *attest.References
-	evMu        sync.Mutex
-	challenged  map[peer.ID]time.Time // when each peer last challenged us
-	binaryHash  string
-	started     time.Time
-	attestDelay time.Duration
+	control    *controller // revocations, policy, reference values
+	trust      *trust.Book
+	references *attest.References
+	attestor   *attestor
 
 	ctx       context.Context // until Close, or the end of Start's context
 	cancel    context.CancelFunc
@@ -147,13 +143,11 @@ func New(cfg Config, opts Options) (_ *Node, err error) {
 		return nil, err
 	}
 	n := &Node{
-		cfg:         cfg,
-		s:           s,
-		id:          opts.Identity,
-		log:         opts.Logger,
-		now:         opts.Now,
-		challenged:  map[peer.ID]time.Time{},
-		attestDelay: cmp.Or(opts.Test.AttestDelay, 2*time.Second),
+		cfg: cfg,
+		s:   s,
+		id:  opts.Identity,
+		log: opts.Logger,
+		now: opts.Now,
 	}
 	n.trust = newTrustBook(n)
 	n.control = &controller{n: n}
@@ -181,13 +175,14 @@ func New(cfg Config, opts Options) (_ *Node, err error) {
 		return nil, err
 	}
 	n.references = attest.NewReferences(n.verifier.Trusts)
-	n.started = n.now()
-	if n.binaryHash = opts.Test.BinarySHA256; n.binaryHash == "" {
+	n.attestor = &attestor{n: n, started: n.now(), delay: cmp.Or(opts.Test.AttestDelay, 2*time.Second),
+		challenged: map[peer.ID]time.Time{}}
+	if n.attestor.binaryHash = opts.Test.BinarySHA256; n.attestor.binaryHash == "" {
 		m, err := attest.Measure(attest.MeasureOptions{})
 		if err != nil {
 			return nil, fmt.Errorf("measure own binary: %w", err)
 		}
-		n.binaryHash = m.BinarySHA256
+		n.attestor.binaryHash = m.BinarySHA256
 	}
 	if cfg.Revocations != "" && fsutil.FileExists(cfg.Revocations) {
 		if _, err := n.control.loadRevocationsFile(); err != nil {
@@ -313,7 +308,7 @@ func (n *Node) Start(ctx context.Context) error {
 		return err
 	}
 	var err error
-	n.host.SetStreamHandler(AttestProtocol, n.handleChallenge)
+	n.host.SetStreamHandler(AttestProtocol, n.attestor.handleChallenge)
 	n.host.SetStreamHandler(AuthProtocol, n.handshakes.handleAuth)
 	n.host.Network().Notify(&network.NotifyBundle{
 		ConnectedF:    func(_ network.Network, c network.Conn) { n.handshakes.onConnected(c) },
@@ -338,7 +333,7 @@ func (n *Node) Start(ctx context.Context) error {
 	}
 	n.goLoop(n.expiryLoop)
 	n.control.watch()
-	n.goLoop(n.attestLoop)
+	n.goLoop(n.attestor.loop)
 	n.goLoop(n.announceLoop)
 	for _, ai := range n.s.bootstrap {
 		n.goLoop(func(ctx context.Context) { n.keepConnected(ctx, ai) })

@@ -89,11 +89,11 @@ func TestQuarantineAnnouncementJudged(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	evB, err := b.Evidence()
+	evB, err := b.attestor.Evidence()
 	if err != nil {
 		t.Fatal(err)
 	}
-	evX, err := x.Evidence()
+	evX, err := x.attestor.Evidence()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -202,7 +202,7 @@ func TestQuarantineAnnouncementReachesNodeThatMissedTheEvidence(t *testing.T) {
 		}
 	}
 	controlMeshed(t, a, d)
-	evX, err := x.Evidence()
+	evX, err := x.attestor.Evidence()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -126,6 +126,16 @@ func (r *roster) Remove(p peer.ID) (Peer, bool) { return r.connected.remove(p) }
 // Connected returns a verified connected peer.
 func (r *roster) Connected(p peer.ID) (Peer, bool) { return r.connected.Get(p) }
 
+// connectedDID returns the verified connected peer holding d.
+func (r *roster) connectedDID(d did.DID) (Peer, bool) {
+	for _, p := range r.connected.List() {
+		if p.DID == d {
+			return p, true
+		}
+	}
+	return Peer{}, false
+}
+
 // Member returns the credential and key package of a member: a verified
 // connected peer, or one known from its announcement while its credential
 // is still valid and not revoked.

@@ -98,7 +98,7 @@ func TestGossipSubScoreSeesEveryStandingChange(t *testing.T) {
 		t.Fatal(err)
 	}
 	check("new reference values: b pending again", b, positive)
-	evX, err := x.Evidence()
+	evX, err := x.attestor.Evidence()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,21 +1,16 @@
 package node
 
 import (
-	"bytes"
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"strings"
 	"time"
 
-	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
-	"github.com/libp2p/go-libp2p/core/protocol"
 
 	"github.com/ztmesh/ztmesh/attest"
 	"github.com/ztmesh/ztmesh/did"
-	"github.com/ztmesh/ztmesh/internal/wire"
 	"github.com/ztmesh/ztmesh/node/internal/trust"
 	"github.com/ztmesh/ztmesh/pubsub"
 )
@@ -213,169 +208,11 @@ func (n *Node) judgeEvidence(ev *attest.Evidence, again bool) (bool, error) {
 		n.log.Info("attestation passed", "event_type", "attestation_passed", "did", ev.Subject.String(), "hardware", res.Hardware, "risk_score", 0.0)
 	}
 	n.metrics.attestation(res.OK)
-	if p, ok := n.peerByDID(ev.Subject); ok {
+	if p, ok := n.roster.connectedDID(ev.Subject); ok {
 		n.reassess(p.Credential, "attestation")
 	}
 	return true, nil
 }
 
-func (n *Node) peerByDID(d did.DID) (Peer, bool) {
-	for _, p := range n.roster.connected.List() {
-		if p.DID == d {
-			return p, true
-		}
-	}
-	return Peer{}, false
-}
-
-// AttestProtocol is the attestation challenge: a peer sends a nonce, the
-// node answers with fresh evidence bound to it.
-const AttestProtocol protocol.ID = "/ztmesh/attest/1.0.0"
-
-const maxChallengeMessage = attest.MaxEvidenceSize + 1024
-
-type challenge struct {
-	V     int    `json:"v"`
-	Nonce []byte `json:"nonce"`
-}
-
-type challengeAnswer struct {
-	V        int    `json:"v"`
-	Evidence []byte `json:"evidence"`
-}
-
-// Challenge asks a verified peer for fresh evidence bound to a nonce of
-// ours, verifies it against the reference values in force and records the
-// result, as if the peer had broadcast it.
-func (n *Node) Challenge(ctx context.Context, p peer.ID) (*attest.Result, error) {
-	nonce := make([]byte, 32)
-	if _, err := rand.Read(nonce); err != nil {
-		return nil, err
-	}
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	s, err := n.host.NewStream(ctx, p, AttestProtocol)
-	if err != nil {
-		return nil, fmt.Errorf("challenge %s: %w", p, err)
-	}
-	defer s.Close()
-	_ = s.SetDeadline(time.Now().Add(10 * time.Second))
-	if err := wire.WriteJSON(s, challenge{V: 1, Nonce: nonce}, maxChallengeMessage); err != nil {
-		s.Reset()
-		return nil, err
-	}
-	var ans challengeAnswer
-	if err := wire.ReadJSON(s, &ans, maxChallengeMessage); err != nil {
-		s.Reset()
-		return nil, fmt.Errorf("challenge %s: %w", p, err)
-	}
-	ev, err := attest.ParseEvidence(ans.Evidence, n.now(), n.trust.EvidenceMaxAge())
-	if err != nil {
-		return nil, fmt.Errorf("challenge %s: %w", p, err)
-	}
-	if author, err := did.DIDFromPeerID(p); err != nil || author != ev.Subject {
-		return nil, fmt.Errorf("challenge %s: evidence is about %s", p, ev.Subject)
-	}
-	if !bytes.Equal(ev.Nonce, nonce) {
-		return nil, fmt.Errorf("challenge %s: evidence answers another nonce", p)
-	}
-	if _, err := n.judgeEvidence(ev, false); err != nil {
-		return nil, err
-	}
-	res := attest.Verify(ev, n.references.Current(), nonce)
-	return &res, nil
-}
-
-// handleChallenge answers a verified peer's nonce with fresh evidence, at
-// most once a second per peer (signing is not free).
-func (n *Node) handleChallenge(s network.Stream) {
-	defer s.Close()
-	_ = s.SetDeadline(time.Now().Add(10 * time.Second))
-	p := s.Conn().RemotePeer()
-	// The challenger verified us and challenges at once; our side of its
-	// handshake may still be running.
-	if _, ok := n.mesh.AwaitMember(p, 5*time.Second); !ok {
-		s.Reset()
-		return
-	}
-	n.evMu.Lock()
-	last := n.challenged[p]
-	if n.now().Sub(last) < time.Second {
-		n.evMu.Unlock()
-		s.Reset()
-		return
-	}
-	n.challenged[p] = n.now()
-	n.evMu.Unlock()
-	var c challenge
-	if err := wire.ReadJSON(s, &c, maxChallengeMessage); err != nil || c.V != 1 {
-		s.Reset()
-		return
-	}
-	ev, err := n.evidenceFor(c.Nonce)
-	if err != nil {
-		s.Reset()
-		return
-	}
-	_ = wire.WriteJSON(s, challengeAnswer{V: 1, Evidence: ev}, maxChallengeMessage)
-}
-
-// Evidence measures this node now and signs the evidence, with a fresh
-// random nonce (for broadcasting).
-func (n *Node) Evidence() ([]byte, error) {
-	nonce := make([]byte, 32)
-	if _, err := rand.Read(nonce); err != nil {
-		return nil, err
-	}
-	return n.evidenceFor(nonce)
-}
-
-func (n *Node) evidenceFor(nonce []byte) ([]byte, error) {
-	opts := attest.MeasureOptions{BinarySHA256: n.binaryHash, Start: n.started, Now: n.now(),
-		PolicySHA256: attest.HashPolicy(n.policy.Modules())}
-	if n.cfg.configData != nil {
-		opts.Config = n.cfg.configData
-	}
-	m, err := attest.Measure(opts)
-	if err != nil {
-		return nil, err
-	}
-	return attest.Sign(n.id, m, nonce, n.now(), nil)
-}
-
-// Attest publishes fresh evidence on the control topic.
-func (n *Node) Attest(ctx context.Context) error {
-	ev, err := n.Evidence()
-	if err != nil {
-		return err
-	}
-	return n.mesh.PublishEvidence(ctx, ev)
-}
-
-// attestLoop attests shortly after start (once peers are likely there),
-// then every AttestInterval, and re-scores peers every second.
-func (n *Node) attestLoop(ctx context.Context) {
-	var next <-chan time.Time
-	if n.attestDelay > 0 {
-		next = time.After(n.attestDelay)
-	}
-	tick := time.NewTicker(time.Second)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-next:
-			if err := n.Attest(ctx); err != nil && ctx.Err() == nil {
-				n.log.Debug("attestation not published", "event_type", "attest_failed", "reason", err.Error())
-			}
-			next = time.After(time.Duration(n.cfg.AttestInterval))
-			if n.attestDelay < 0 {
-				next = nil
-			}
-		case <-tick.C:
-			n.countRateLimits()
-			n.reassessAll("trust fell below " + fmt.Sprint(QuarantineBelow) + " (stale or missing evidence)")
-		}
-	}
-}
+// Attest publishes fresh evidence of this node on the control topic.
+func (n *Node) Attest(ctx context.Context) error { return n.attestor.Attest(ctx) }

@@ -130,7 +130,7 @@ func TestForgedEvidenceRefused(t *testing.T) {
 	m.options = func(o *Options) { o.Test.AttestDelay = -1 }
 	a, b, c := m.startIn([]string{"north"}), m.startIn([]string{"north"}), m.startIn([]string{"north"})
 	verifiedMesh(t, a, b, c)
-	evB, err := b.Evidence()
+	evB, err := b.attestor.Evidence()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -177,14 +177,14 @@ func TestChallengeGivesFreshEvidence(t *testing.T) {
 	verifiedMesh(t, a, b, x)
 	eventually(t, 10*time.Second, "x quarantined by a on joining", func() bool { return quarantinedBy(a, x) })
 	m.clock.advance(1100 * time.Millisecond) // a node answers one challenge a second per peer
-	res, err := a.Challenge(context.Background(), b.host.ID())
+	res, err := a.attestor.Challenge(context.Background(), b.host.ID())
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !res.OK || quarantinedBy(a, b) {
 		t.Fatalf("approved node failed its challenge: %+v", res)
 	}
-	if res, err := a.Challenge(context.Background(), x.host.ID()); err == nil && res.OK {
+	if res, err := a.attestor.Challenge(context.Background(), x.host.ID()); err == nil && res.OK {
 		t.Fatal("modified node passed its challenge")
 	}
 }
