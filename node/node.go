@@ -149,7 +149,6 @@ func New(cfg Config, opts Options) (_ *Node, err error) {
 		log: opts.Logger,
 		now: opts.Now,
 	}
-	n.trust = newTrustBook(n)
 	n.control = &controller{n: n}
 	n.handshakes = &handshakes{n: n, pending: map[peer.ID]*time.Timer{}}
 	if n.now == nil {
@@ -175,6 +174,7 @@ func New(cfg Config, opts Options) (_ *Node, err error) {
 		return nil, err
 	}
 	n.references = attest.NewReferences(n.verifier.Trusts)
+	n.trust = newTrustBook(n)
 	n.attestor = &attestor{n: n, started: n.now(), delay: cmp.Or(opts.Test.AttestDelay, 2*time.Second),
 		challenged: map[peer.ID]time.Time{}}
 	if n.attestor.binaryHash = opts.Test.BinarySHA256; n.attestor.binaryHash == "" {

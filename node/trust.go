@@ -51,12 +51,7 @@ const (
 func newTrustBook(n *Node) *trust.Book {
 	return trust.New(trust.Config{
 		EvidenceMaxAge: 2*time.Duration(n.cfg.AttestInterval) + did.DefaultClockSkew,
-		Reference: func() *attest.Reference {
-			if n.references == nil {
-				return nil // not yet made: node.New
-			}
-			return n.references.Current()
-		},
+		Reference:      n.references.Current,
 		OnChange: func(d did.DID) {
 			if p, err := d.PeerID(); err == nil {
 				n.standings.changed(p)
