@@ -234,7 +234,7 @@ func New(cfg Config, opts Options) (_ *Node, err error) {
 		Mesh: n.cfg.Mesh, Identity: n.id, Credential: n.cred.Load, Policy: n.policy,
 		Members: members{n}, Control: n.control, Directory: n.roster, Logger: n.log, Now: n.now,
 		MaxSkew: time.Duration(n.cfg.MaxSkew), RotateEvery: time.Duration(n.cfg.KeyRotation), Suite: n.cfg.KeySuite,
-		SeenTTL: opts.Test.SeenTTL, OnReject: n.onReject, RateLimit: n.s.rateLimit,
+		SeenTTL: opts.Test.SeenTTL, OnReject: n.onReject, OnMisbehave: n.onMisbehave, RateLimit: n.s.rateLimit,
 		AppScoreTTL: cmp.Or(opts.Test.AppScoreTTL, appScoreTTL),
 	})
 	if err != nil {

@@ -145,6 +145,17 @@ func (n *Node) onReject(forwarder peer.ID, reason string) {
 	n.reassess(p.Credential, "trust fell below "+fmt.Sprint(QuarantineBelow)+" after rejected messages ("+reason+")")
 }
 
+// onMisbehave counts misbehaviour pinned on a member itself (not on a
+// forwarder) against it: pubsub.Config.OnMisbehave.
+func (n *Node) onMisbehave(p peer.ID, reason string) {
+	mem, ok := n.Member(p)
+	if !ok {
+		return // not a member we know: nothing to score
+	}
+	n.trust.Rejected(mem.Credential.Subject, n.now())
+	n.reassess(mem.Credential, "trust fell below "+fmt.Sprint(QuarantineBelow)+" after misbehaviour ("+reason+")")
+}
+
 // countRateLimits turns the zone messages the mesh dropped over each
 // origin's rate limit since the last call into rate-limit violations, in
 // seconds' worth of the origin's allowance (attest.TrustInputs.RateLimited),

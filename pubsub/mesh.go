@@ -135,6 +135,11 @@ type Config struct {
 	// OnReject, if set, is told about every zone message rejected, with the
 	// peer that forwarded it (for the node's trust scores).
 	OnReject func(forwarder peer.ID, reason string)
+	// OnMisbehave, if set, is told about misbehaviour this node can pin on
+	// p itself, whoever forwarded it: an origin's authentic message that
+	// is invalid in a way only its origin could cause, invalid data p sent
+	// us on a stream. The node counts it against p's trust.
+	OnMisbehave func(p peer.ID, reason string)
 	// RateLimit bounds each origin's messages on each zone topic (default
 	// DefaultRatePerSecond, bursts of DefaultRateBurst; a member's own
 	// Member.RateLimit takes precedence). Messages over it are Ignored and
