@@ -219,6 +219,13 @@ func credRevoke(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 
+	// Concurrent runs on one list take turns: each reads the list the
+	// previous one wrote, so no revocation is lost.
+	unlock, err := fsutil.Lock(*listFile)
+	if err != nil {
+		return fmt.Errorf("revocation list: %w", err)
+	}
+	defer unlock()
 	list := &did.RevocationList{}
 	data, err := fsutil.ReadFileLimited(*listFile, did.MaxRevocationListSize)
 	switch {

@@ -5,6 +5,9 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"runtime"
+	"strconv"
+	"sync"
 	"testing"
 )
 
@@ -84,5 +87,44 @@ func TestFileExists(t *testing.T) {
 		if got := FileExists(path); got != want {
 			t.Errorf("FileExists(%s) = %v, want %v", path, got, want)
 		}
+	}
+}
+
+// TestLockSerializes runs read-modify-write cycles of one counter file from
+// many goroutines, each through its own open of the lock file (flock locks
+// belong to an open file, so these exclude each other like processes do).
+// Without the lock, increments are lost.
+func TestLockSerializes(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "counter")
+	if err := WriteFileAtomic(path, []byte("0"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	const workers, rounds = 8, 25
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for range rounds {
+				unlock, err := Lock(path)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				data, err := os.ReadFile(path)
+				if err != nil {
+					t.Error(err)
+				}
+				n, _ := strconv.Atoi(string(data))
+				runtime.Gosched() // invite a lost update if the lock does not hold
+				if err := WriteFileAtomic(path, []byte(strconv.Itoa(n+1)), 0o600); err != nil {
+					t.Error(err)
+				}
+				unlock()
+			}
+		})
+	}
+	wg.Wait()
+	data, _ := os.ReadFile(path)
+	if got := string(data); got != strconv.Itoa(workers*rounds) {
+		t.Fatalf("counter = %s after %d locked increments", got, workers*rounds)
 	}
 }
