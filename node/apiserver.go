@@ -43,6 +43,7 @@ func newAPIServer(n *Node) (*apiServer, error) {
 	case "unix":
 		a.ln, err = listenUnix(n.s.apiAddr)
 		if err == nil {
+			a.ln = &peerCredListener{Listener: a.ln, allow: uidAllowed, log: n.log}
 			a.files = append(a.files, n.s.apiAddr)
 		}
 	case "tcp":
@@ -456,11 +457,11 @@ func listenUnix(path string) (net.Listener, error) {
 		}
 		os.Remove(path)
 	}
-	ln, err := net.Listen("unix", path)
+	ln, err := listenPrivate(path)
 	if err != nil {
 		return nil, err
 	}
-	if err := os.Chmod(path, 0o600); err != nil {
+	if err := os.Chmod(path, 0o600); err != nil { // in case the umask did not apply
 		ln.Close()
 		return nil, err
 	}
