@@ -6,6 +6,8 @@ import (
 	"io"
 	"log/slog"
 	"math"
+	"net"
+	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -69,7 +71,17 @@ type Config struct {
 	// (default unix:DIR/api.sock), or "off" for none (embedded nodes).
 	API string `yaml:"api"`
 	// Metrics is the host:port to serve Prometheus metrics on ("" = off).
+	// A bare ":PORT" listens on 127.0.0.1. The metrics name every peer's
+	// DID and trust score, so another address is refused unless
+	// MetricsPublic is set.
 	Metrics string `yaml:"metrics"`
+	// MetricsPublic allows a metrics address that is not loopback.
+	MetricsPublic bool `yaml:"metrics_public"`
+	// AllowMissingRevocations starts the node when the Revocations file
+	// does not exist yet (it is loaded once it appears). Without it, a
+	// configured list that is missing stops the node: a typo in the path
+	// must not start a node that honours no revocation.
+	AllowMissingRevocations bool `yaml:"allow_missing_revocations"`
 	// AuthGrace is how long a connected peer has to complete the handshake.
 	AuthGrace Duration `yaml:"auth_grace"`
 	// MDNS enables mDNS discovery on the local network (default true).
@@ -189,6 +201,7 @@ type settings struct {
 	apiNet    string // "unix" or "tcp"
 	apiAddr   string
 	rateLimit pubsub.RateLimit // with defaults; PerSecond -1 for none
+	metrics   string           // host:port, "" for none
 }
 
 // parse validates c (with defaults applied) and reports every problem.
@@ -256,6 +269,27 @@ func (c Config) parse() (*settings, error) {
 	s.rateLimit = pubsub.RateLimit{PerSecond: c.RateLimit.PerSecond, Burst: c.RateLimit.Burst}.WithDefaults()
 	if c.AuthGrace <= 0 {
 		errs = append(errs, fmt.Errorf("auth grace %s must be positive", time.Duration(c.AuthGrace)))
+	}
+	if c.AttestInterval < Duration(time.Second) {
+		errs = append(errs, fmt.Errorf("attest interval %s: at least 1s (every broadcast goes to every node)", time.Duration(c.AttestInterval)))
+	}
+	if c.Metrics != "" {
+		host, port, err := net.SplitHostPort(c.Metrics)
+		switch {
+		case err != nil:
+			errs = append(errs, fmt.Errorf("metrics %q: want HOST:PORT, e.g. 127.0.0.1:9464", c.Metrics))
+		case host == "":
+			s.metrics = net.JoinHostPort("127.0.0.1", port)
+		case !isLoopback(c.Metrics) && !c.MetricsPublic:
+			errs = append(errs, fmt.Errorf("metrics %q is not a loopback address: the metrics name every peer's DID and trust score, so serving them there needs --metrics-public (metrics_public: true)", c.Metrics))
+		default:
+			s.metrics = c.Metrics
+		}
+	}
+	if c.Revocations != "" && !c.AllowMissingRevocations {
+		if _, err := os.Stat(c.Revocations); err != nil {
+			errs = append(errs, fmt.Errorf("revocations %q: %w (create it with `ztmesh cred revoke`, fix the path, or start with --allow-missing-revocations to load it once it appears)", c.Revocations, err))
+		}
 	}
 	if c.ConnLow < 1 || c.ConnHigh < c.ConnLow {
 		errs = append(errs, fmt.Errorf("connection water marks low=%d high=%d: need 1 <= low <= high", c.ConnLow, c.ConnHigh))

@@ -17,6 +17,9 @@ func TestExampleConfigParses(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.Dir = t.TempDir() // the daemon's --dir
+	// The example names /etc/ztmesh/revoked.jwt, which a node must find.
+	c.Revocations = filepath.Join(c.Dir, "revoked.jwt")
+	os.WriteFile(c.Revocations, nil, 0o644)
 	c = c.WithDefaults()
 	if _, err := c.parse(); err != nil {
 		t.Fatal(err)
@@ -105,4 +108,48 @@ func FuzzParseConfig(f *testing.F) {
 		c.Dir = "/tmp/x"
 		_, _ = c.WithDefaults().parse() // must not panic, whatever it says
 	})
+}
+
+// TestConfigFailsClosed: settings whose mistake would quietly weaken the
+// node are refused with a reason that names the fix.
+func TestConfigFailsClosed(t *testing.T) {
+	dir := t.TempDir()
+	existing := filepath.Join(dir, "revoked.jwt")
+	os.WriteFile(existing, nil, 0o644)
+	missing := filepath.Join(dir, "nope.jwt")
+	base := Config{Dir: dir, TrustIssuers: []string{"did:key:z6MkhaXgBZDvotDkL5257faiztiGiC2QtKLGpbnnEGta2doK"}}
+	for _, tc := range []struct {
+		name        string
+		edit        func(*Config)
+		wantErr     string // "" = accepted
+		wantMetrics string
+	}{
+		{"metrics on loopback", func(c *Config) { c.Metrics = "127.0.0.1:9464" }, "", "127.0.0.1:9464"},
+		{"metrics port only binds loopback", func(c *Config) { c.Metrics = ":9464" }, "", "127.0.0.1:9464"},
+		{"metrics on all interfaces refused", func(c *Config) { c.Metrics = "0.0.0.0:9464" }, "--metrics-public", ""},
+		{"metrics on all interfaces allowed", func(c *Config) { c.Metrics = "0.0.0.0:9464"; c.MetricsPublic = true }, "", "0.0.0.0:9464"},
+		{"metrics not host:port", func(c *Config) { c.Metrics = "9464" }, "HOST:PORT", ""},
+		{"revocations present", func(c *Config) { c.Revocations = existing }, "", ""},
+		{"revocations missing", func(c *Config) { c.Revocations = missing }, "--allow-missing-revocations", ""},
+		{"revocations missing, allowed", func(c *Config) { c.Revocations = missing; c.AllowMissingRevocations = true }, "", ""},
+		{"attest interval too short", func(c *Config) { c.AttestInterval = Duration(time.Millisecond) }, "attest interval", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := base
+			tc.edit(&c)
+			s, err := c.WithDefaults().parse()
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("got %v, want an error naming %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if s.metrics != tc.wantMetrics {
+				t.Fatalf("metrics address %q, want %q", s.metrics, tc.wantMetrics)
+			}
+		})
+	}
 }

@@ -298,7 +298,7 @@ func TestRefusedAndRevokedDaemons(t *testing.T) {
 	bDir, bDID := f.agent("b", issuerDir, "z1")
 	cDir, cDID := f.agent("c", rogueDir, "z1") // credential from an issuer nobody pins but c itself
 
-	a := f.start(aDir, "--trust-issuer", f.issuer, "--revocations", revFile, "--auth-grace", "2s")
+	a := f.start(aDir, "--trust-issuer", f.issuer, "--revocations", revFile, "--allow-missing-revocations", "--auth-grace", "2s")
 	b := f.start(bDir, "--trust-issuer", f.issuer, "--bootstrap", a.addr)
 	c := f.start(cDir, "--trust-issuer", rogue, "--bootstrap", a.addr)
 

@@ -78,7 +78,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, hup <-cha
 		revocations = fs.String("revocations", "", "revocation list `FILE`, reloaded on change and SIGHUP")
 		mesh        = fs.String("mesh", "", "mesh `NAME` (default \"default\")")
 		apiAddr     = fs.String("api", "", "local API `ADDR`: unix:PATH or tcp:127.0.0.1:PORT (default unix:DIR/api.sock)")
-		metrics     = fs.String("metrics", "", "serve Prometheus metrics on `HOST:PORT` (default off)")
+		metrics     = fs.String("metrics", "", "serve Prometheus metrics on `HOST:PORT` (default off; :PORT means 127.0.0.1:PORT)")
+		metricsPub  = fs.Bool("metrics-public", false, "allow a --metrics address that is not loopback (the metrics name every peer's DID and trust score)")
+		allowNoRev  = fs.Bool("allow-missing-revocations", false, "start even if the --revocations file does not exist yet (it is loaded once it appears)")
 		grace       = fs.Duration("auth-grace", 0, "`DURATION` a peer has to present a valid credential (default 10s)")
 		noMDNS      = fs.Bool("no-mdns", false, "disable mDNS discovery on the local network")
 		logLevel    = fs.String("log-level", "", "`LEVEL`: debug, info, warn, error (default info)")
@@ -124,6 +126,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, hup <-cha
 	set(&cfg.Mesh, *mesh)
 	set(&cfg.API, *apiAddr)
 	set(&cfg.Metrics, *metrics)
+	cfg.MetricsPublic = cfg.MetricsPublic || *metricsPub
+	cfg.AllowMissingRevocations = cfg.AllowMissingRevocations || *allowNoRev
 	set(&cfg.LogLevel, *logLevel)
 	set(&cfg.Policy, *policyPath)
 	set(&cfg.KeySuite, *keySuite)
