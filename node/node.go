@@ -207,7 +207,11 @@ func New(cfg Config, opts Options) (_ *Node, err error) {
 		func() float64 { return float64(len(n.host.Network().Peers())) },
 		func() float64 { return float64(n.roster.connected.Len()) })
 	newHost := n.newHost
-	if opts.Test.NewHost != nil {
+	if opts.Test.NewHost == nil {
+		if err := checkListenFree(n.s.listen); err != nil {
+			return nil, err
+		}
+	} else {
 		newHost = func() (host.Host, error) {
 			return opts.Test.NewHost(n.id.LibP2PKey(), n.newGater())
 		}
@@ -325,7 +329,7 @@ func (n *Node) Start(ctx context.Context) error {
 			return err
 		}
 	}
-	if n.cfg.Metrics != "" {
+	if n.s.metrics != "" {
 		if err := n.serveMetrics(); err != nil {
 			n.Close()
 			return err
@@ -439,9 +443,13 @@ func (n *Node) ListenAddrs() []ma.Multiaddr {
 func (n *Node) serveMetrics() error {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(n.metrics.reg, promhttp.HandlerOpts{}))
-	ln, err := listenTCP(n.cfg.Metrics)
+	ln, err := listenTCP(n.s.metrics)
 	if err != nil {
 		return fmt.Errorf("metrics: %w", err)
+	}
+	if !isLoopback(n.s.metrics) {
+		n.log.Warn("metrics served on a non-loopback address", "event_type", "metrics_public", "addr", n.s.metrics,
+			"reason", "metrics_public is set: anyone who reaches this address sees every peer's DID and trust score")
 	}
 	n.metricSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	n.goLoop(func(context.Context) {
