@@ -5,6 +5,8 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+
+	"golang.org/x/mod/semver"
 )
 
 // TestDependencyDirection checks the package rules of the design: did,
@@ -61,5 +63,35 @@ func TestBinariesDoNotLinkSimulator(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// TestBinariesDoNotLinkTestLibraries: testing libraries have no business in
+// the operator's binaries (aries-framework-go's log component linked testify
+// through a non-test file until it was replaced by internal/forks/aries-log),
+// and go-jose, which parses every credential, is at a release with the fix
+// for CVE-2024-28180 (GO-2024-2631), v3.0.3 or newer.
+func TestBinariesDoNotLinkTestLibraries(t *testing.T) {
+	forbidden := []string{"github.com/stretchr/testify", "go.uber.org/mock", "github.com/golang/mock"}
+	for _, cmd := range []string{"cmd/ztmesh", "cmd/ztmeshd"} {
+		out, err := exec.Command("go", "list", "-deps", "./"+cmd).CombinedOutput()
+		if err != nil {
+			t.Fatalf("go list %s: %v\n%s", cmd, err, out)
+		}
+		for _, dep := range strings.Fields(string(out)) {
+			for _, bad := range forbidden {
+				if dep == bad || strings.HasPrefix(dep, bad+"/") {
+					t.Errorf("%s links %s", cmd, dep)
+				}
+			}
+		}
+	}
+	out, err := exec.Command("go", "list", "-m", "-f", "{{.Version}}", "github.com/go-jose/go-jose/v3").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go list -m go-jose: %v\n%s", err, out)
+	}
+	v := strings.TrimSpace(string(out))
+	if semver.Compare(v, "v3.0.3") < 0 {
+		t.Errorf("go-jose/v3 is %s: require v3.0.3 or newer (CVE-2024-28180)", v)
 	}
 }
