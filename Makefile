@@ -5,7 +5,7 @@ GO      ?= go
 BIN     := bin
 GOFILES  = $(shell git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './bin/*')
 
-.PHONY: all build test test-unit test-full test-sim test-integration test-tpm vet lint fmt fmt-check bench fuzz sim sim-quick sim-large demo demo-creds clean help
+.PHONY: all build test test-unit test-full test-sim test-integration test-tpm test-interop vet lint fmt fmt-check bench fuzz sim sim-quick sim-large demo demo-creds clean help
 
 all: build
 
@@ -15,6 +15,7 @@ help:
 	@echo "make test-unit   the fast in-process suite only (go test -race -short ./...)"
 	@echo "make test-sim    the simulation package's tests (small meshes, every scenario kind)"
 	@echo "make test-tpm    attestation against the go-tpm-tools TPM simulator (installs libssl-dev)"
+	@echo "make test-interop credentials both ways with did-jwt-vc (Node.js + npm ci of interop/)"
 	@echo "make bench       benchmarks, each next to its baseline in the same run, then a ratio table"
 	@echo "make sim         the standard simulation set (~30 min): writes docs/RESULTS.md and docs/plots"
 	@echo "make sim-quick   the reduced set CI runs (attack table included): writes sim-out/"
@@ -65,6 +66,13 @@ test-sim:
 test-integration:
 	$(GO) vet -tags integration ./cmd/ztmeshd
 	$(GO) test -tags integration -count=1 ./cmd/ztmeshd
+
+# Cross-implementation tests against did-jwt-vc (Node.js 20 and npm; the
+# packages come from interop/package-lock.json).
+test-interop:
+	cd interop && npm ci --no-audit --no-fund --loglevel=error
+	$(GO) vet -tags interop ./interop
+	$(GO) test -tags interop -count=1 ./interop
 
 # The TPM simulator is C (cgo, OpenSSL); the default build stays cgo-free.
 test-tpm:

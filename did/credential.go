@@ -103,6 +103,9 @@ func Issue(issuer *Identity, subject DID, claims Claims, opts IssueOptions) (str
 	if err != nil {
 		return "", fmt.Errorf("credential claims: %w", err)
 	}
+	// Minimizing leaves "issuer": "" in the vc, which a strict validator
+	// may refuse; VC Data Model 1.1 allows it equal to iss.
+	jc.VC["issuer"] = issuer.DID().String()
 	tok, err := jc.MarshalJWS(verifiable.EdDSA, jwtSigner{issuer}, issuer.DID().KeyID())
 	if err != nil {
 		return "", fmt.Errorf("sign credential: %w", err)
@@ -158,10 +161,6 @@ func decodeJWT(token []byte) (*decoded, error) {
 	if j.header.Typ != "" && j.header.Typ != "JWT" {
 		return nil, fmt.Errorf("%w: header typ %q is not a credential", ErrMalformed, j.header.Typ)
 	}
-	kidIssuer, err := issuerFromKid(j.header.Kid)
-	if err != nil {
-		return nil, err
-	}
 	var p credPayload
 	if err := wire.DecodeStrict(j.payload, &p); err != nil {
 		return nil, fmt.Errorf("%w: payload: %v", ErrMalformed, err)
@@ -184,6 +183,16 @@ func decodeJWT(token []byte) (*decoded, error) {
 	subject, err := ParseDID(p.Sub)
 	if err != nil {
 		return nil, fmt.Errorf("%w: sub: %v", ErrMalformed, err)
+	}
+	// The key that signed: the header's kid if it names one (ztmesh writes
+	// it), else the issuer's own did:key, which has exactly one key (tools
+	// such as did-jwt-vc write no kid). Either way the signature is checked
+	// against the issuer's key, and a kid naming another key is refused.
+	kidIssuer := issuer
+	if j.header.Kid != "" {
+		if kidIssuer, err = issuerFromKid(j.header.Kid); err != nil {
+			return nil, err
+		}
 	}
 	d := &decoded{
 		cred: Credential{
@@ -250,9 +259,17 @@ func (d *decoded) decodeClaims() error {
 	if !ok || len(subjects) != 1 {
 		return fmt.Errorf("%w: want exactly one credentialSubject", ErrMalformed)
 	}
-	if vc.Issuer.ID != d.cred.Issuer.String() || vc.ID != d.cred.ID || subjects[0].ID != d.cred.Subject.String() {
-		return fmt.Errorf("%w: JWT claims and credential disagree (iss/jti/sub)", ErrMalformed)
+	// VC Data Model 1.1, section 6.3.1: iss, jti and sub stand "instead of,
+	// or in addition to" issuer, id and credentialSubject.id. Where the
+	// credential repeats one, it must agree (vc.id and vc.issuer are
+	// compared above, before aries overwrites them).
+	if vc.Issuer.ID != d.cred.Issuer.String() || vc.ID != d.cred.ID {
+		return fmt.Errorf("%w: JWT claims and credential disagree (iss/jti)", ErrMalformed)
 	}
+	if id := subjects[0].ID; id != "" && id != d.cred.Subject.String() {
+		return fmt.Errorf("%w: JWT claims and credential disagree (sub vs credentialSubject.id)", ErrMalformed)
+	}
+	subjects[0].ID = d.cred.Subject.String()
 	raw, err := json.Marshal(&subjects[0])
 	if err != nil {
 		return fmt.Errorf("%w: credentialSubject: %v", ErrMalformed, err)

@@ -179,7 +179,28 @@ func TestVerifyRejects(t *testing.T) {
 		{"alg none", f.mutate(t, f.issuer, func(h, p, s map[string]any) { h["alg"] = "none" }), now, ErrMalformed, "EdDSA"},
 		{"alg HS256", f.mutate(t, f.issuer, func(h, p, s map[string]any) { h["alg"] = "HS256" }), now, ErrMalformed, "EdDSA"},
 		{"alg missing", f.mutate(t, f.issuer, func(h, p, s map[string]any) { delete(h, "alg") }), now, ErrMalformed, "malformed"},
-		{"kid missing", f.mutate(t, f.issuer, func(h, p, s map[string]any) { delete(h, "kid") }), now, ErrMalformed, "kid"},
+		// VC Data Model 1.1 section 6.3.1, as did-jwt-vc writes credentials:
+		// no kid (the issuer's did:key has one key), iss/jti/sub instead of
+		// vc.issuer, vc.id and credentialSubject.id, typ JWT or none.
+		{"kid missing: the issuer's own key", f.mutate(t, f.issuer, func(h, p, s map[string]any) { delete(h, "kid") }), now, nil, ""},
+		{"iss/jti/sub only", f.mutate(t, f.issuer, func(h, p, s map[string]any) {
+			delete(h, "kid")
+			h["typ"] = "JWT"
+			vc := p["vc"].(map[string]any)
+			delete(vc, "issuer")
+			delete(vc, "id")
+			delete(s, "id")
+		}), now, nil, ""},
+		{"kid missing, signed by another key", f.mutate(t, f.stranger, func(h, p, s map[string]any) { delete(h, "kid") }), now, ErrBadSignature, "signature"},
+		{"kid missing, iss/jti/sub only, signed by another key", f.mutate(t, f.stranger, func(h, p, s map[string]any) {
+			delete(h, "kid")
+			vc := p["vc"].(map[string]any)
+			delete(vc, "issuer")
+			delete(vc, "id")
+			delete(s, "id")
+		}), now, ErrBadSignature, "signature"},
+		{"kid empty", f.mutate(t, f.stranger, func(h, p, s map[string]any) { h["kid"] = "" }), now, ErrBadSignature, "signature"},
+		{"typ vc+ld+json", f.mutate(t, f.issuer, func(h, p, s map[string]any) { h["typ"] = "vc+ld+json" }), now, ErrMalformed, "typ"},
 		{"kid with wrong fragment", f.mutate(t, f.issuer, func(h, p, s map[string]any) { h["kid"] = f.issuer.DID().String() + "#key-2" }), now, ErrMalformed, "kid"},
 		{"jwk header injected", f.mutate(t, f.issuer, func(h, p, s map[string]any) { h["jwk"] = map[string]any{"kty": "OKP"} }), now, ErrMalformed, "malformed"},
 		{"crit header", f.mutate(t, f.issuer, func(h, p, s map[string]any) { h["crit"] = []string{"exp"} }), now, ErrMalformed, "malformed"},

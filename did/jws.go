@@ -35,7 +35,8 @@ type jws struct {
 }
 
 // parseJWS splits and decodes a compact JWS. It checks encoding and header
-// shape only: the caller checks kid, typ and the signature.
+// shape only: the caller checks kid (which credentials may omit: see
+// decodeJWT), typ and the signature.
 func parseJWS(token []byte, maxSize int) (*jws, error) {
 	if len(token) > maxSize {
 		return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, len(token), maxSize)
@@ -66,9 +67,6 @@ func parseJWS(token []byte, maxSize int) (*jws, error) {
 	}
 	if h.Alg != "EdDSA" {
 		return nil, fmt.Errorf("%w: signature algorithm %q is not allowed, only EdDSA", ErrMalformed, h.Alg)
-	}
-	if h.Kid == "" {
-		return nil, fmt.Errorf("%w: header has no kid", ErrMalformed)
 	}
 	return &jws{
 		header:       h,
