@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"time"
 
@@ -142,9 +143,27 @@ func parseConfig(data []byte) (Config, error) {
 	dec := yaml.NewDecoder(strings.NewReader(string(data)))
 	dec.KnownFields(true)
 	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) { // an empty file is all defaults
-		return c, err
+		return c, plainYAMLError(err)
 	}
 	return c, nil
+}
+
+// yamlUnknownField is how the YAML decoder names a misspelt option.
+var yamlUnknownField = regexp.MustCompile(`field (\S+) not found in type \S+`)
+
+// plainYAMLError rewrites the YAML decoder's errors in an operator's words:
+// "line 5: unknown setting log_levle", one problem after another.
+func plainYAMLError(err error) error {
+	var te *yaml.TypeError
+	if !errors.As(err, &te) {
+		return err
+	}
+	msgs := make([]string, len(te.Errors))
+	for i, m := range te.Errors {
+		msgs[i] = yamlUnknownField.ReplaceAllString(m, "unknown setting $1 (see docs/ztmeshd.example.yaml)")
+		msgs[i] = strings.Replace(msgs[i], "cannot unmarshal", "cannot read", 1)
+	}
+	return errors.New(strings.Join(msgs, "; "))
 }
 
 // WithDefaults returns c with every unset field set to its default.
@@ -311,4 +330,12 @@ func isLoopback(hostport string) bool {
 	}
 	host = strings.Trim(host, "[]")
 	return host == "127.0.0.1" || host == "::1" || host == "localhost"
+}
+
+// Check validates c (with defaults applied) as New would, reporting every
+// problem, without opening anything but the files it names (ztmeshd
+// check-config).
+func (c Config) Check() error {
+	_, err := c.WithDefaults().parse()
+	return err
 }

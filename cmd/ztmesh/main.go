@@ -14,6 +14,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/ztmesh/ztmesh/internal/buildinfo"
 	"github.com/ztmesh/ztmesh/internal/cli"
 )
 
@@ -58,8 +59,21 @@ func main() {
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
 		usage(stdout)
+		return 0
+	}
+	if args[0] == "help" {
+		// ztmesh help [GROUP [COMMAND]]: the list, a group's commands, or
+		// a command's --help.
+		if len(args) == 1 {
+			usage(stdout)
+			return 0
+		}
+		return run(append(args[1:], "--help"), stdout, stderr)
+	}
+	if args[0] == "version" || args[0] == "--version" {
+		fmt.Fprintln(stdout, buildinfo.Line("ztmesh"))
 		return 0
 	}
 	for _, c := range commands() {
@@ -73,15 +87,49 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "ztmesh: the simulations moved to their own command: ztmesh-sim "+strings.Join(args[1:], " ")+" (go run ./cmd/ztmesh-sim --help)")
 		return 2
 	}
-	// A known group without (or with an unknown) subcommand.
-	for _, c := range commands() {
-		if strings.HasPrefix(c.name, args[0]+" ") {
-			fmt.Fprintf(stderr, "ztmesh: unknown command %q; see `ztmesh help`\n", strings.Join(args, " "))
-			return 2
+	// A group: with --help, its commands; without a known subcommand, a
+	// usage error that lists them.
+	if group := groupCommands(args[0]); len(group) > 0 {
+		if len(args) > 1 && (args[1] == "--help" || args[1] == "-h") {
+			groupUsage(stdout, args[0], group)
+			return 0
 		}
+		if len(args) == 1 {
+			fmt.Fprintf(stderr, "ztmesh: %s needs a command: %s (see `ztmesh %s --help`)\n", args[0], groupNames(group), args[0])
+		} else {
+			fmt.Fprintf(stderr, "ztmesh: unknown command %q: %s has %s (see `ztmesh %s --help`)\n", strings.Join(args[:2], " "), args[0], groupNames(group), args[0])
+		}
+		return 2
 	}
 	fmt.Fprintf(stderr, "ztmesh: unknown command %q; see `ztmesh help`\n", args[0])
 	return 2
+}
+
+// groupCommands returns the commands of a group such as "cred".
+func groupCommands(group string) []command {
+	var out []command
+	for _, c := range commands() {
+		if strings.HasPrefix(c.name, group+" ") {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+func groupNames(cs []command) string {
+	names := make([]string, len(cs))
+	for i, c := range cs {
+		names[i] = strings.Fields(c.name)[1]
+	}
+	return strings.Join(names, ", ")
+}
+
+func groupUsage(w io.Writer, group string, cs []command) {
+	fmt.Fprintf(w, "Usage: ztmesh %s COMMAND [flags] [args]\n\nCommands:\n", group)
+	for _, c := range cs {
+		fmt.Fprintf(w, "  %-17s %s\n", c.name, c.summary)
+	}
+	fmt.Fprintf(w, "\nRun `ztmesh %s COMMAND --help` for a command's flags.\n", group)
 }
 
 func usage(w io.Writer) {
@@ -94,7 +142,10 @@ func usage(w io.Writer) {
 		fmt.Fprintf(w, "  %-17s %s\n", c.name, c.summary)
 	}
 	fmt.Fprintln(w)
-	fmt.Fprintln(w, "Run `ztmesh COMMAND --help` for a command's flags. The simulations are a")
+	fmt.Fprintf(w, "  %-17s %s\n", "version", "print the version, commit, build date and Go version")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "Run `ztmesh COMMAND --help` (or `ztmesh help COMMAND`) for a command's flags,")
+	fmt.Fprintln(w, "`ztmesh GROUP --help` for a group's commands. The simulations are a")
 	fmt.Fprintln(w, "separate command: `ztmesh-sim --help` (go run ./cmd/ztmesh-sim --help).")
 }
 

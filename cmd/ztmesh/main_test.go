@@ -90,6 +90,13 @@ func TestExitCodes(t *testing.T) {
 		{[]string{"policy", "nope"}, 2},
 		{[]string{"policy", "verify", "--trust-issuer", "did:key:nope", "x"}, 2},
 		{[]string{"policy", "check", t.TempDir()}, 1},
+		{[]string{"cred"}, 2},
+		{[]string{"cred", "--help"}, 0},
+		{[]string{"policy", "-h"}, 0},
+		{[]string{"help", "state"}, 0},
+		{[]string{"help", "cred", "issue"}, 0},
+		{[]string{"version"}, 0},
+		{[]string{"--version"}, 0},
 	} {
 		out.Reset()
 		errOut.Reset()
@@ -99,5 +106,29 @@ func TestExitCodes(t *testing.T) {
 		if tc.want != 0 && strings.Count(strings.TrimSpace(errOut.String()), "\n") != 0 {
 			t.Errorf("ztmesh %v: reason is not one line: %q", tc.args, errOut.String())
 		}
+	}
+}
+
+// TestGroupHelp: every command group answers --help with its commands.
+func TestGroupHelp(t *testing.T) {
+	groups := map[string]bool{}
+	for _, c := range commands() {
+		if w := strings.Fields(c.name); len(w) == 2 {
+			groups[w[0]] = true
+		}
+	}
+	for g := range groups {
+		var out, errOut bytes.Buffer
+		if code := run([]string{g, "--help"}, &out, &errOut); code != 0 {
+			t.Errorf("ztmesh %s --help: exit %d", g, code)
+		}
+		for _, c := range groupCommands(g) {
+			if !strings.Contains(out.String(), c.name) {
+				t.Errorf("ztmesh %s --help does not list %q:\n%s", g, c.name, out.String())
+			}
+		}
+	}
+	if len(groups) < 4 {
+		t.Fatalf("found groups %v", groups)
 	}
 }

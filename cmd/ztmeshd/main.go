@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/ztmesh/ztmesh/did"
+	"github.com/ztmesh/ztmesh/internal/buildinfo"
 	"github.com/ztmesh/ztmesh/internal/cli"
 	"github.com/ztmesh/ztmesh/internal/fsutil"
 	"github.com/ztmesh/ztmesh/node"
@@ -29,21 +30,21 @@ func main() {
 	defer stop()
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
-	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr, hup); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			os.Exit(0)
-		}
-		fmt.Fprintf(os.Stderr, "ztmeshd: %s\n", strings.ReplaceAll(err.Error(), "\n", "; "))
-		os.Exit(1)
-	}
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr, hup)
+	os.Exit(cli.ExitCode("ztmeshd", err, os.Stderr))
 }
 
 const usage = `Usage: ztmeshd --dir DIR [flags]
+       ztmeshd check-config [--config FILE] [--dir DIR] [flags]
+       ztmeshd --version
 
 Run a ztmesh peer. DIR holds the node's identity (identity.key, from
 'ztmesh id init') and credential (credential.jwt, from 'ztmesh cred issue' and
 'ztmesh cred install'). Settings come from --config FILE, else DIR/ztmeshd.yaml
 if present (see docs/ztmeshd.example.yaml); flags override the file.
+
+check-config reads the config file and flags as the daemon would and
+reports every problem, without starting (exit 0 if the config is valid).
 
 SIGHUP reloads the revocation list, the policy and the attestation reference
 values; SIGINT and SIGTERM shut down cleanly.
@@ -56,102 +57,177 @@ Flags:
 // list, as in ztmesh: --trust-issuer A,B is --trust-issuer A --trust-issuer B.
 type listFlag = cli.List
 
-func run(ctx context.Context, args []string, stdout, stderr io.Writer, hup <-chan os.Signal) error {
+// flags are ztmeshd's command line, parsed.
+type flags struct {
+	dir         *string
+	configFile  *string
+	listen      listFlag
+	bootstrap   listFlag
+	issuers     listFlag
+	revocations *string
+	mesh        *string
+	apiAddr     *string
+	metrics     *string
+	metricsPub  *bool
+	allowNoRev  *bool
+	grace       *time.Duration
+	noMDNS      *bool
+	logLevel    *string
+	passFile    *string
+	policyPath  *string
+	reference   *string
+	attestEvery *time.Duration
+	keySuite    *string
+	version     *bool
+}
+
+// parseFlags parses the command line. --help prints the usage to stdout
+// and --version the build, both returning cli.ErrHelp (exit 0); a flag
+// error is a one-line cli.ErrUsage (exit 2).
+func parseFlags(args []string, stdout io.Writer) (*flags, error) {
 	fs := flag.NewFlagSet("ztmeshd", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprint(stdout, usage)
-		fs.VisitAll(func(f *flag.Flag) {
-			arg, u := flag.UnquoteUsage(f)
-			if arg != "" {
-				arg = " " + arg
-			}
-			fmt.Fprintf(stdout, "  --%s%s\n      %s\n", f.Name, arg, u)
-		})
-	}
-	var (
-		dir         = fs.String("dir", "", "data `DIR` (required)")
-		configFile  = fs.String("config", "", "config `FILE` (default DIR/ztmeshd.yaml if it exists)")
-		listen      listFlag
-		bootstrap   listFlag
-		issuers     listFlag
-		revocations = fs.String("revocations", "", "revocation list `FILE`, reloaded on change and SIGHUP")
-		mesh        = fs.String("mesh", "", "mesh `NAME` (default \"default\")")
-		apiAddr     = fs.String("api", "", "local API `ADDR`: unix:PATH or tcp:127.0.0.1:PORT (default unix:DIR/api.sock)")
-		metrics     = fs.String("metrics", "", "serve Prometheus metrics on `HOST:PORT` (default off; :PORT means 127.0.0.1:PORT)")
-		metricsPub  = fs.Bool("metrics-public", false, "allow a --metrics address that is not loopback (the metrics name every peer's DID and trust score)")
-		allowNoRev  = fs.Bool("allow-missing-revocations", false, "start even if the --revocations file does not exist yet (it is loaded once it appears)")
-		grace       = fs.Duration("auth-grace", 0, "`DURATION` a peer has to present a valid credential (default 10s)")
-		noMDNS      = fs.Bool("no-mdns", false, "disable mDNS discovery on the local network")
-		logLevel    = fs.String("log-level", "", "`LEVEL`: debug, info, warn, error (default info)")
-		passFile    = fs.String("passphrase-file", "", "passphrase `FILE` for an encrypted identity.key (or set ZTMESH_PASSPHRASE)")
-		policyPath  = fs.String("policy", "", "Rego policy `FILE_OR_DIR`, reloaded on change and SIGHUP (default: the embedded policy)")
-		reference   = fs.String("reference", "", "attestation reference values `FILE` (ztmesh attest reference), reloaded on change and SIGHUP")
-		attestEvery = fs.Duration("attest-interval", 0, "how often to broadcast this node's attestation evidence (default 60s)")
-		keySuite    = fs.String("key-suite", "", "`KEM` for sealing sender keys: MLKEM768-X25519 (default, post-quantum) or X25519 (constrained peers)")
-	)
-	fs.Var(&listen, "listen", "listen `MADDR` (repeatable or comma-separated; default /ip4/0.0.0.0/tcp/4101 and /udp/4101/quic-v1)")
-	fs.Var(&bootstrap, "bootstrap", "bootstrap peer `MADDR` ending in /p2p/<peer-id> (repeatable or comma-separated)")
-	fs.Var(&issuers, "trust-issuer", "pinned issuer `DID` (repeatable or comma-separated)")
+	fs.SetOutput(io.Discard)
+	// The flag package prints the usage on every parse error too: that is
+	// left to --help alone, and an error is one line.
+	fs.Usage = func() {}
+	f := &flags{}
+	f.dir = fs.String("dir", "", "data `DIR` (required)")
+	f.configFile = fs.String("config", "", "config `FILE` (default DIR/ztmeshd.yaml if it exists)")
+	f.revocations = fs.String("revocations", "", "revocation list `FILE`, reloaded on change and SIGHUP")
+	f.mesh = fs.String("mesh", "", "mesh `NAME` (default \"default\")")
+	f.apiAddr = fs.String("api", "", "local API `ADDR`: unix:PATH or tcp:127.0.0.1:PORT (default unix:DIR/api.sock)")
+	f.metrics = fs.String("metrics", "", "serve Prometheus metrics on `HOST:PORT` (default off; :PORT means 127.0.0.1:PORT)")
+	f.metricsPub = fs.Bool("metrics-public", false, "allow a --metrics address that is not loopback (the metrics name every peer's DID and trust score)")
+	f.allowNoRev = fs.Bool("allow-missing-revocations", false, "start even if the --revocations file does not exist yet (it is loaded once it appears)")
+	f.grace = fs.Duration("auth-grace", 0, "`DURATION` a peer has to present a valid credential (default 10s)")
+	f.noMDNS = fs.Bool("no-mdns", false, "disable mDNS discovery on the local network")
+	f.logLevel = fs.String("log-level", "", "`LEVEL`: debug, info, warn, error (default info)")
+	f.passFile = fs.String("passphrase-file", "", "passphrase `FILE` for an encrypted identity.key (or set ZTMESH_PASSPHRASE)")
+	f.policyPath = fs.String("policy", "", "Rego policy `FILE_OR_DIR`, reloaded on change and SIGHUP (default: the embedded policy)")
+	f.reference = fs.String("reference", "", "attestation reference values `FILE` (ztmesh attest reference), reloaded on change and SIGHUP")
+	f.attestEvery = fs.Duration("attest-interval", 0, "how often to broadcast this node's attestation evidence (default 60s)")
+	f.keySuite = fs.String("key-suite", "", "`KEM` for sealing sender keys: MLKEM768-X25519 (default, post-quantum) or X25519 (constrained peers)")
+	f.version = fs.Bool("version", false, "print the version, commit, build date and Go version, and exit")
+	fs.Var(&f.listen, "listen", "listen `MADDR` (repeatable or comma-separated; default /ip4/0.0.0.0/tcp/4101 and /udp/4101/quic-v1)")
+	fs.Var(&f.bootstrap, "bootstrap", "bootstrap peer `MADDR` ending in /p2p/<peer-id> (repeatable or comma-separated)")
+	fs.Var(&f.issuers, "trust-issuer", "pinned issuer `DID` (repeatable or comma-separated)")
 	if err := fs.Parse(args); err != nil {
-		return err
+		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprint(stdout, usage)
+			cli.PrintFlags(stdout, fs)
+			return nil, cli.ErrHelp
+		}
+		hint := ""
+		if strings.Contains(err.Error(), "parse error") {
+			hint = " (durations are written like 10s, 1m30s or 2h)"
+		}
+		return nil, fmt.Errorf("%w: %v%s (see --help)", cli.ErrUsage, err, hint)
+	}
+	if *f.version {
+		fmt.Fprintln(stdout, buildinfo.Line("ztmeshd"))
+		return nil, cli.ErrHelp
 	}
 	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected argument %q (see --help)", fs.Arg(0))
+		return nil, fmt.Errorf("%w: unexpected argument %q (see --help)", cli.ErrUsage, fs.Arg(0))
 	}
-	if *dir == "" {
-		return errors.New("give --dir DIR (see --help)")
-	}
+	return f, nil
+}
 
+// config is the node config: the file (--config, else DIR/ztmeshd.yaml if
+// present), then the flags over it.
+func (f *flags) config() (node.Config, error) {
 	var cfg node.Config
-	path := *configFile
+	path := *f.configFile
 	if path == "" {
-		if p := filepath.Join(*dir, node.ConfigFile); fsutil.FileExists(p) {
+		if p := filepath.Join(*f.dir, node.ConfigFile); fsutil.FileExists(p) {
 			path = p
 		}
 	}
 	if path != "" {
 		var err error
 		if cfg, err = node.LoadConfigFile(path); err != nil {
-			return err
+			return cfg, err
 		}
 	}
-	cfg.Dir = *dir
+	cfg.Dir = *f.dir
 	set := func(dst *string, v string) {
 		if v != "" {
 			*dst = v
 		}
 	}
-	set(&cfg.Revocations, *revocations)
-	set(&cfg.Mesh, *mesh)
-	set(&cfg.API, *apiAddr)
-	set(&cfg.Metrics, *metrics)
-	cfg.MetricsPublic = cfg.MetricsPublic || *metricsPub
-	cfg.AllowMissingRevocations = cfg.AllowMissingRevocations || *allowNoRev
-	set(&cfg.LogLevel, *logLevel)
-	set(&cfg.Policy, *policyPath)
-	set(&cfg.KeySuite, *keySuite)
-	set(&cfg.Reference, *reference)
-	if *attestEvery != 0 {
-		cfg.AttestInterval = node.Duration(*attestEvery)
+	set(&cfg.Revocations, *f.revocations)
+	set(&cfg.Mesh, *f.mesh)
+	set(&cfg.API, *f.apiAddr)
+	set(&cfg.Metrics, *f.metrics)
+	cfg.MetricsPublic = cfg.MetricsPublic || *f.metricsPub
+	cfg.AllowMissingRevocations = cfg.AllowMissingRevocations || *f.allowNoRev
+	set(&cfg.LogLevel, *f.logLevel)
+	set(&cfg.Policy, *f.policyPath)
+	set(&cfg.KeySuite, *f.keySuite)
+	set(&cfg.Reference, *f.reference)
+	if *f.attestEvery != 0 {
+		cfg.AttestInterval = node.Duration(*f.attestEvery)
 	}
-	if len(listen) > 0 {
-		cfg.Listen = listen
+	if len(f.listen) > 0 {
+		cfg.Listen = f.listen
 	}
-	if len(bootstrap) > 0 {
-		cfg.Bootstrap = bootstrap
+	if len(f.bootstrap) > 0 {
+		cfg.Bootstrap = f.bootstrap
 	}
-	if len(issuers) > 0 {
-		cfg.TrustIssuers = issuers
+	if len(f.issuers) > 0 {
+		cfg.TrustIssuers = f.issuers
 	}
-	if *grace != 0 {
-		cfg.AuthGrace = node.Duration(*grace)
+	if *f.grace != 0 {
+		cfg.AuthGrace = node.Duration(*f.grace)
 	}
-	if *noMDNS {
+	if *f.noMDNS {
 		off := false
 		cfg.MDNS = &off
 	}
 
+	return cfg, nil
+}
+
+// checkConfig validates the config that these flags make, as the daemon
+// would read it, and reports every problem without starting anything.
+func checkConfig(f *flags, stdout io.Writer) error {
+	if *f.dir == "" {
+		*f.dir = "."
+	}
+	cfg, err := f.config()
+	if err != nil {
+		return err
+	}
+	if err := cfg.Check(); err != nil {
+		return err
+	}
+	src := *f.configFile
+	if src == "" {
+		src = "flags only (no --config, no DIR/" + node.ConfigFile + ")"
+	}
+	fmt.Fprintf(stdout, "config OK: %s\n", src)
+	return nil
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer, hup <-chan os.Signal) error {
+	checkOnly := len(args) > 0 && args[0] == "check-config"
+	if checkOnly {
+		args = args[1:]
+	}
+	f, err := parseFlags(args, stdout)
+	if err != nil {
+		return err
+	}
+	if checkOnly {
+		return checkConfig(f, stdout)
+	}
+	if *f.dir == "" {
+		return fmt.Errorf("%w: give --dir DIR (see --help)", cli.ErrUsage)
+	}
+	cfg, err := f.config()
+	if err != nil {
+		return err
+	}
 	level := new(slog.LevelVar)
 	if err := level.UnmarshalText([]byte(cfg.WithDefaults().LogLevel)); err != nil {
 		return fmt.Errorf("log level %q: use debug, info, warn or error", cfg.LogLevel)
@@ -159,9 +235,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, hup <-cha
 	logger := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level}))
 
 	var pass []byte
-	if *passFile != "" {
+	if *f.passFile != "" {
 		var err error
-		if pass, err = did.ReadPassphraseFile(*passFile); err != nil {
+		if pass, err = did.ReadPassphraseFile(*f.passFile); err != nil {
 			return err
 		}
 	} else if p := os.Getenv(did.PassphraseEnv); p != "" {

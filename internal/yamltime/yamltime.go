@@ -19,7 +19,7 @@ type Duration time.Duration
 func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 	v, err := time.ParseDuration(n.Value)
 	if err != nil {
-		return fmt.Errorf("line %d: %w", n.Line, err)
+		return fmt.Errorf("line %d: %q is not a duration: write it like 10s, 1m30s or 2h", n.Line, n.Value)
 	}
 	*d = Duration(v)
 	return nil

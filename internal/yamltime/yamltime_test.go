@@ -21,7 +21,7 @@ func TestDurationYAML(t *testing.T) {
 		{"d: 1m30s", 90 * time.Second, ""},
 		{"d: 250ms", 250 * time.Millisecond, ""},
 		{"d: 0s", 0, ""},
-		{"d: 10", 0, "line 1: time: missing unit"},
+		{"d: 10", 0, `line 1: "10" is not a duration: write it like 10s`},
 		{"\nd: ten seconds", 0, "line 2: "},
 	} {
 		var got doc
