@@ -5,6 +5,14 @@ GO      ?= go
 BIN     := bin
 GOFILES  = $(shell git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './bin/*')
 
+# The build stamp: `ztmesh version` and `ztmeshd --version` print it. The
+# date is the commit's, so that two builds of one commit are the same.
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
+COMMIT  ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null)
+DATE    ?= $(shell git log -1 --format=%cI 2>/dev/null)
+PKG_BI  := github.com/ztmesh/ztmesh/internal/buildinfo
+LDFLAGS := -X $(PKG_BI).version=$(VERSION) -X $(PKG_BI).commit=$(COMMIT) -X $(PKG_BI).date=$(DATE)
+
 .PHONY: all build test test-unit test-full test-sim test-integration test-tpm test-interop vet lint fmt fmt-check bench fuzz sim sim-quick sim-large demo demo-creds clean help
 
 all: build
@@ -27,7 +35,7 @@ help:
 	@echo "make fmt         gofmt the tree"
 
 build:
-	$(GO) build -o $(BIN)/ ./cmd/...
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/ ./cmd/...
 
 vet:
 	$(GO) vet ./...

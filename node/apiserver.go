@@ -20,6 +20,7 @@ import (
 
 	"github.com/ztmesh/ztmesh/crdt"
 	"github.com/ztmesh/ztmesh/did"
+	"github.com/ztmesh/ztmesh/internal/buildinfo"
 	"github.com/ztmesh/ztmesh/internal/fsutil"
 	"github.com/ztmesh/ztmesh/internal/wire"
 	"github.com/ztmesh/ztmesh/node/api"
@@ -64,6 +65,7 @@ func newAPIServer(n *Node) (*apiServer, error) {
 	a.files = append(a.files, addrFile)
 
 	mux := http.NewServeMux()
+	n.healthHandlers(mux)
 	mux.HandleFunc("GET /v1/status", a.status)
 	mux.HandleFunc("GET /v1/peers", a.peers)
 	mux.HandleFunc("POST /v1/credential", a.installCredential)
@@ -143,6 +145,7 @@ func (a *apiServer) status(w http.ResponseWriter, _ *http.Request) {
 		Revocations:    []api.Revocation{},
 		PolicyVersion:  n.policy.Version(),
 		PolicySource:   n.policy.Source(),
+		Version:        buildinfo.Get().String(),
 	}
 	for _, d := range n.verifier.Issuers() {
 		st.TrustIssuers = append(st.TrustIssuers, d.String())

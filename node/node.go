@@ -252,6 +252,7 @@ func New(cfg Config, opts Options) (_ *Node, err error) {
 		}
 	}
 	n.metrics.registerZones(n)
+	n.metrics.registerProcess(n)
 	return n, nil
 }
 
@@ -443,6 +444,7 @@ func (n *Node) ListenAddrs() []ma.Multiaddr {
 func (n *Node) serveMetrics() error {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(n.metrics.reg, promhttp.HandlerOpts{}))
+	n.healthHandlers(mux)
 	ln, err := listenTCP(n.s.metrics)
 	if err != nil {
 		return fmt.Errorf("metrics: %w", err)

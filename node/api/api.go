@@ -36,6 +36,14 @@ type Status struct {
 	Revocations    []Revocation `json:"revocations"`
 	PolicyVersion  uint64       `json:"policy_version"` // 0 for the embedded or a file policy
 	PolicySource   string       `json:"policy_source"`  // embedded, file:PATH or bundle:ISSUER
+	Version        string       `json:"version"`        // the daemon's build: version (commit, date, Go)
+}
+
+// Readiness is GET /readyz: whether the node can do its work, and the
+// verdict of each check (credential, peers).
+type Readiness struct {
+	Ready  bool              `json:"ready"`
+	Checks map[string]string `json:"checks"`
 }
 
 // Credential is a credential's claims and validity.
