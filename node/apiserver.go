@@ -449,10 +449,18 @@ func writeError(w http.ResponseWriter, code int, msg string) {
 	_ = json.NewEncoder(w).Encode(api.Error{Error: msg})
 }
 
+// maxUnixPath is the longest path a Unix socket can bind on Linux.
+const maxUnixPath = 107
+
 // listenUnix listens on a Unix socket with mode 0600. A stale socket file
 // left by a crashed daemon is removed; a live one means another daemon owns
 // the data dir.
 func listenUnix(path string) (net.Listener, error) {
+	// sockaddr_un holds 108 bytes with the terminating zero; a longer path
+	// fails in bind with a bare "invalid argument".
+	if len(path) > maxUnixPath {
+		return nil, fmt.Errorf("socket path %s is %d bytes, over the %d a Unix socket allows: use a shorter --dir, or --api unix:SHORTER_PATH", path, len(path), maxUnixPath)
+	}
 	if _, err := os.Stat(path); err == nil {
 		if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
 			c.Close()

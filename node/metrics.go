@@ -94,7 +94,7 @@ func newMetrics(connected, verified func() float64) *metrics {
 		Name: "ztmesh_quarantine_events_total", Help: "Peers quarantined and released, by event.",
 	}, []string{"event"})
 	m.attestations = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "ztmesh_attestations_total", Help: "Peer evidence verified, by result (passed, failed).",
+		Name: "ztmesh_attestations_total", Help: "Peer evidence verified, by result (passed, failed, unchecked: no reference values in force).",
 	}, []string{"result"})
 	m.reg.MustRegister(m.handshakes, m.refusals, m.quarantines, m.attestations,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
@@ -110,10 +110,6 @@ func newMetrics(connected, verified func() float64) *metrics {
 func (m *metrics) handshake(outcome string) { m.handshakes.WithLabelValues(outcome).Inc() }
 func (m *metrics) refusal(reason string)    { m.refusals.WithLabelValues(reason).Inc() }
 func (m *metrics) quarantine(event string)  { m.quarantines.WithLabelValues(event).Inc() }
-func (m *metrics) attestation(ok bool) {
-	if ok {
-		m.attestations.WithLabelValues("passed").Inc()
-	} else {
-		m.attestations.WithLabelValues("failed").Inc()
-	}
-}
+// attestation counts a peer's evidence by result: passed, failed, or
+// unchecked (no reference values in force to judge it against).
+func (m *metrics) attestation(result string) { m.attestations.WithLabelValues(result).Inc() }

@@ -103,6 +103,8 @@ type Node struct {
 	standings standingVersions // what GossipSub's score memo keys on
 	metrics   *metrics
 	cred      atomic.Pointer[did.Credential] // our own, verified
+	// noReferenceLogged: "evidence not judged, no reference values" is logged once.
+	noReferenceLogged atomic.Bool
 
 	handshakes *handshakes
 

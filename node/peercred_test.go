@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -89,5 +90,15 @@ func TestUIDAllowed(t *testing.T) {
 	}
 	if uidAllowed(uint32(os.Getuid()) + 4242) {
 		t.Fatal("another uid was allowed")
+	}
+}
+
+// TestLongSocketPathExplained: a data dir too deep for a Unix socket gets
+// an error that says so, not bind's "invalid argument".
+func TestLongSocketPathExplained(t *testing.T) {
+	path := filepath.Join(t.TempDir(), strings.Repeat("d", 120), "api.sock")
+	_, err := listenUnix(path)
+	if err == nil || !strings.Contains(err.Error(), "shorter --dir") {
+		t.Fatalf("got %v", err)
 	}
 }

@@ -207,13 +207,23 @@ func (n *Node) judgeEvidence(ev *attest.Evidence, again bool) (bool, error) {
 	} else if err != nil {
 		return false, err
 	}
-	if !res.OK {
+	switch {
+	case n.references.Current() == nil:
+		// Nothing to judge against yet: not a failure (a fresh fleet has no
+		// reference values), said once, counted as unchecked.
+		if n.noReferenceLogged.CompareAndSwap(false, true) {
+			n.log.Info("evidence recorded but not judged: no attestation reference values in force", "event_type", "attestation_unchecked",
+				"did", ev.Subject.String(), "reason", "no reference values yet (ztmesh attest reference, then attest push or --reference)")
+		}
+		n.metrics.attestation("unchecked")
+	case !res.OK:
+		n.metrics.attestation("failed")
 		n.log.Warn("attestation failed", "event_type", "attestation_failed", "did", ev.Subject.String(), "reason", strings.Join(res.Problems, "; "),
 			"reference_version", res.ReferenceVersion, "risk_score", 1.0)
-	} else {
+	default:
+		n.metrics.attestation("passed")
 		n.log.Info("attestation passed", "event_type", "attestation_passed", "did", ev.Subject.String(), "hardware", res.Hardware, "risk_score", 0.0)
 	}
-	n.metrics.attestation(res.OK)
 	if p, ok := n.roster.connectedDID(ev.Subject); ok {
 		n.reassess(p.Credential, "attestation")
 	}

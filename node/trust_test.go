@@ -323,3 +323,61 @@ func TestJunkPublisherQuarantined(t *testing.T) {
 		t.Fatal("released while still graylisted")
 	}
 }
+
+// TestNoReferenceValuesIsNotAFailure: with no reference values in force,
+// evidence is recorded but not judged; that is no failed attestation (a
+// fresh fleet must not fire the attestation-failure alert), it is logged
+// once at INFO and counted as unchecked.
+func TestNoReferenceValuesIsNotAFailure(t *testing.T) {
+	m := newMesh(t)
+	m.options = func(o *Options) { o.Test.AttestDelay = -1 }
+	a, b, c := m.startIn([]string{"north"}), m.startIn([]string{"north"}), m.startIn([]string{"north"})
+	verifiedMesh(t, a, b, c)
+	count := func(result string) float64 {
+		mfs, _ := a.metrics.reg.Gather()
+		for _, mf := range mfs {
+			if mf.GetName() != "ztmesh_attestations_total" {
+				continue
+			}
+			for _, mt := range mf.Metric {
+				for _, l := range mt.Label {
+					if l.GetName() == "result" && l.GetValue() == result {
+						return mt.Counter.GetValue()
+					}
+				}
+			}
+		}
+		return 0
+	}
+	eventually(t, 20*time.Second, "a records evidence of b and c", func() bool {
+		if count("unchecked") >= 2 {
+			return true
+		}
+		for _, n := range []*testNode{b, c} {
+			if err := n.Attest(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return false
+	})
+	if f := count("failed"); f != 0 {
+		t.Fatalf("%v failed attestations with no reference values in force", f)
+	}
+	if a.logs.find(map[string]string{"event_type": "attestation_failed"}) != nil {
+		t.Fatal("attestation_failed logged with no reference values in force")
+	}
+	if a.logs.find(map[string]string{"event_type": "attestation_unchecked"}) == nil {
+		t.Fatal("no attestation_unchecked line")
+	}
+	a.logs.mu.Lock()
+	n := 0
+	for _, l := range a.logs.lines {
+		if l["event_type"] == "attestation_unchecked" {
+			n++
+		}
+	}
+	a.logs.mu.Unlock()
+	if n != 1 {
+		t.Fatalf("attestation_unchecked logged %d times, want once", n)
+	}
+}
