@@ -110,6 +110,7 @@ func newMetrics(connected, verified func() float64) *metrics {
 func (m *metrics) handshake(outcome string) { m.handshakes.WithLabelValues(outcome).Inc() }
 func (m *metrics) refusal(reason string)    { m.refusals.WithLabelValues(reason).Inc() }
 func (m *metrics) quarantine(event string)  { m.quarantines.WithLabelValues(event).Inc() }
+
 // attestation counts a peer's evidence by result: passed, failed, or
 // unchecked (no reference values in force to judge it against).
 func (m *metrics) attestation(result string) { m.attestations.WithLabelValues(result).Inc() }
