@@ -110,6 +110,7 @@ func (f *fleet) start(dir string, args ...string) *daemon {
 	f.t.Cleanup(func() {
 		d.stop()
 		logf.Close()
+		d.checkLogIsJSON()
 		if f.t.Failed() {
 			d.dumpLog(200)
 		}
@@ -133,6 +134,22 @@ func (f *fleet) start(dir string, args ...string) *daemon {
 			f.t.Fatalf("ztmeshd for %s did not come up: %v\n%s", dir, err, logs)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// checkLogIsJSON fails the test on any log line that is not a JSON object:
+// go-libp2p's own logs once arrived as logfmt lines in the JSON log.
+func (d *daemon) checkLogIsJSON() {
+	data, _ := os.ReadFile(d.log)
+	for _, line := range strings.Split(string(data), "\n") {
+		if strings.TrimSpace(line) == "" {
+			continue
+		}
+		var m map[string]any
+		if err := json.Unmarshal([]byte(line), &m); err != nil {
+			d.t.Errorf("ztmeshd %s wrote a log line that is not JSON: %q", d.dir, line)
+			return
+		}
 	}
 }
 

@@ -18,6 +18,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/libp2p/go-libp2p/gologshim"
+
 	"github.com/ztmesh/ztmesh/did"
 	"github.com/ztmesh/ztmesh/internal/buildinfo"
 	"github.com/ztmesh/ztmesh/internal/cli"
@@ -233,6 +235,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, hup <-cha
 		return fmt.Errorf("log level %q: use debug, info, warn or error", cfg.LogLevel)
 	}
 	logger := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level}))
+	// go-libp2p logs through its own slog shim, which on its own writes
+	// logfmt lines into our JSON log: give it our handler, from WARN up
+	// (its INFO is chatter an operator does not act on), marked as libp2p's.
+	libp2pLevel := max(level.Level(), slog.LevelWarn)
+	gologshim.SetDefaultHandler(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: libp2pLevel}).
+		WithAttrs([]slog.Attr{slog.String("component", "libp2p")}))
 
 	var pass []byte
 	if *f.passFile != "" {
