@@ -104,6 +104,14 @@ var ErrStale = errors.New("stale control content")
 // not held against the sender, who may judge differently.
 var ErrIgnored = errors.New("control content not acted on")
 
+// ErrJudgedHere marks authentic control content that this node refuses by
+// its own clock or lists (evidence from too far in the future here, say):
+// Ignored when a relay forwarded it, which judged it by its own; Rejected
+// when its origin sent it itself. Credentials expired, not yet valid or
+// revoked (the did errors) and expired key packages count as such without
+// it.
+var ErrJudgedHere = errors.New("control content refused by this node's clock or lists")
+
 // Config holds a Mesh's dependencies and settings. Zero settings take the
 // defaults noted.
 type Config struct {
@@ -180,7 +188,10 @@ type Mesh struct {
 	retired map[KeyID]retiredKey     // previous own keys, still served for in-flight messages
 	recv    map[recvKeyID]*recvState // keys of other senders
 	fetches map[recvKeyID]*fetchCall // key pulls in flight
-	control *ps.Subscription
+	// equivocated holds the keys whose origin sealed us a key that their
+	// ID does not name, and when: refused without another pull.
+	equivocated map[recvKeyID]time.Time
+	control     *ps.Subscription
 
 	// memberTopics holds the joined member topic of each of the node's
 	// zones (members.go).
@@ -292,7 +303,7 @@ func New(ctx context.Context, h host.Host, cfg Config) (*Mesh, error) {
 	m := &Mesh{
 		cfg: cfg, h: h, log: cfg.Logger, self: h.ID(), km: km,
 		joined: map[string]*joinedTopic{}, own: map[string]*senderKey{}, retired: map[KeyID]retiredKey{},
-		recv: map[recvKeyID]*recvState{}, fetches: map[recvKeyID]*fetchCall{},
+		recv: map[recvKeyID]*recvState{}, fetches: map[recvKeyID]*fetchCall{}, equivocated: map[recvKeyID]time.Time{},
 		tracer: newMeshTracer(),
 	}
 	m.ctx, m.cancel = context.WithCancel(ctx)

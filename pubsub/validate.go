@@ -14,7 +14,7 @@ import (
 )
 
 // Validation outcomes. Reject tells GossipSub's scoring that the forwarder
-// sent something invalid; Ignore drops without blame.
+// sent something invalid; Ignore drops without blame (originFault).
 const (
 	accept = ps.ValidationAccept
 	reject = ps.ValidationReject
@@ -97,33 +97,45 @@ func (m *Mesh) checkZone(ctx context.Context, from peer.ID, msg *ps.Message) (ps
 	if d := m.decide(policy.ActionPublish, t, subject); !d.Allow {
 		return blame, ReasonUnauthorized
 	}
+	// From here on, every verdict is either the origin's doing or depends
+	// on when and by which path the message reached us; see originFault
+	// and nobodysFault for who is blamed.
 	env, err := parseEnvelope(msg.Data)
 	if err != nil {
-		return reject, ReasonMalformed
+		return m.originFault(from, origin, ReasonMalformed)
 	}
 
 	now := m.cfg.Now()
-	if d := now.Sub(env.time); d > m.cfg.MaxSkew || d < -m.cfg.MaxSkew {
-		return reject, ReasonStale
+	switch d := now.Sub(env.time); {
+	case d < -m.cfg.MaxSkew:
+		// From the future: no relay can make one.
+		return m.originFault(from, origin, ReasonStale)
+	case d > m.cfg.MaxSkew:
+		// Too old: any relay can delay an authentic message, and an
+		// honest one forwards what was fresh by its own clock.
+		return nobodysFault(from, origin, ReasonStale)
 	}
 
 	st, err := m.receiverKey(ctx, origin, env.keyID, t.String())
-	if err != nil {
-		if errors.Is(err, errKeyTopic) {
-			return reject, ReasonWrongTopicKey
-		}
+	switch {
+	case errors.Is(err, errKeyTopic):
+		return m.originFault(from, origin, ReasonWrongTopicKey)
+	case errors.Is(err, errKeyEquivocation):
+		return m.originFault(from, origin, ReasonKeyEquivocation)
+	case err != nil:
 		return ignore, ReasonKeyUnavailable
 	}
 	pt, err := env.open(st.key, t.String(), origin)
 	if err != nil {
-		return reject, ReasonBadCiphertext
+		return m.originFault(from, origin, ReasonBadCiphertext)
 	}
 	st.mu.Lock()
 	fresh := st.win.check(env.seq)
 	st.lastUsed = now
 	st.mu.Unlock()
 	if !fresh {
-		return reject, ReasonReplay
+		// Anyone who saw the message can replay it.
+		return nobodysFault(from, origin, ReasonReplay)
 	}
 	if origin != m.self && !m.limits.allow(origin, t.String(), limit, now) {
 		m.stats.rateLimit(origin)
@@ -131,6 +143,49 @@ func (m *Mesh) checkZone(ctx context.Context, from peer.ID, msg *ps.Message) (ps
 	}
 	msg.ValidatorData = &Delivery{Origin: originDID, Zone: t.Zone, Channel: t.Channel, Seq: env.seq, Time: env.time, Data: pt}
 	return accept, ""
+}
+
+// Who is blamed for an invalid zone message. Under strict signing a
+// forwarder cannot alter a message: topic, origin, GossipSub sequence
+// number and data (the envelope: key ID, sequence number, time, ciphertext)
+// are all under the origin's signature, checked before any validator runs.
+// So a verdict on those bytes is the origin's doing, or a matter of when
+// and how often the message reached us; never of which honest peer handed
+// it on. A forwarder that is not the origin therefore gets Ignore, which
+// GossipSub's scoring does not hold against it (a Reject would count as an
+// invalid delivery, P4, of the forwarder and of every peer that forwarded
+// the same message; enough of them graylist it, and the node quarantines
+// a graylisted peer). Such verdicts used to be Rejects, and an origin that
+// handed most members a wrong key got the honest relays between it and
+// them graylisted and quarantined while it kept its own standing.
+
+// originFault is the verdict on a message invalid in a way only its origin
+// can cause, given strict signing: an envelope that does not parse, a
+// ciphertext that does not open under the key its ID names, a key ID used
+// on two topics or naming a key it does not match, a time ahead of ours by
+// more than MaxSkew. Sent by the origin itself: Reject (OnReject blames
+// it). Forwarded by another peer: Ignore, and OnMisbehave counts it
+// against the origin.
+func (m *Mesh) originFault(from, origin peer.ID, reason string) (ps.ValidationResult, string) {
+	if from == origin {
+		return reject, reason
+	}
+	if m.cfg.OnMisbehave != nil {
+		m.cfg.OnMisbehave(origin, reason)
+	}
+	return ignore, reason
+}
+
+// nobodysFault is the verdict on an authentic message that any peer could
+// have made invalid here by delaying or repeating it: a time behind ours by
+// more than MaxSkew, a replay. Forwarded: Ignore, counted against no one
+// (blaming the origin would let any relay frame an honest origin by
+// holding its messages back). Sent by the origin itself: Reject, as it was.
+func nobodysFault(from, origin peer.ID, reason string) (ps.ValidationResult, string) {
+	if from == origin {
+		return reject, reason
+	}
+	return ignore, reason
 }
 
 // validateControl applies issuer-signed control content. It authenticates
@@ -148,6 +203,11 @@ func (m *Mesh) validateControl(ctx context.Context, from peer.ID, msg *ps.Messag
 	changed, err := m.applyControl(msg.GetFrom(), cm)
 	switch {
 	case err != nil && isRollback(err):
+		return ignore
+	case err != nil && from != msg.GetFrom() && judgedHere(err):
+		// Authentic, but expired or revoked by this node's clock and
+		// lists, which the relay need not share yet.
+		m.stats.reject(ReasonInvalidControl)
 		return ignore
 	case err != nil:
 		m.stats.reject(ReasonInvalidControl)
@@ -187,6 +247,20 @@ func (m *Mesh) applyControl(origin peer.ID, cm *controlMessage) (bool, error) {
 	return false, errors.New("unknown control type")
 }
 
+// judgedHere reports a refusal of authentic control content that rests on
+// this node's own clock or revocation lists: a credential (of a member
+// announcement) expired, not yet valid or revoked here, a key package
+// expired here. A relay that forwarded the content judged it by its own
+// clock and lists, which may lag or lead ours by a little: such content is
+// Ignored when relayed, and Rejected only when its origin sent it itself.
+// (Older-than-held is isRollback, always Ignored.) A signature that does
+// not verify, or content that does not decode, stays a Reject: an honest
+// relay validates what it forwards and would not have forwarded it.
+func judgedHere(err error) bool {
+	return errors.Is(err, did.ErrExpired) || errors.Is(err, did.ErrNotYetValid) ||
+		errors.Is(err, did.ErrRevoked) || errors.Is(err, ErrKeyPackageExpired) || errors.Is(err, ErrJudgedHere)
+}
+
 // isRollback reports content that is Ignored: older than what is in force,
 // or not acted on here.
 func isRollback(err error) bool {
@@ -215,6 +289,9 @@ const (
 	ReasonWrongTopicKey = "key for another topic"
 	// ReasonKeyUnavailable: the sender key could not be pulled (Ignored).
 	ReasonKeyUnavailable = "key unavailable"
+	// ReasonKeyEquivocation: the origin sealed us a sender key that the
+	// message's key ID does not name.
+	ReasonKeyEquivocation = "key equivocation"
 	// ReasonBadCiphertext: the payload does not open with the sender key.
 	ReasonBadCiphertext = "bad ciphertext"
 	// ReasonReplay: the message was seen before.
