@@ -156,6 +156,10 @@ func (m *Mesh) validateMembers(ctx context.Context, from peer.ID, msg *ps.Messag
 		m.stats.reject(ReasonUnknownTopic)
 		return reject
 	}
+	if over, reason := m.overControlLimit(from, msg, controlMember); over {
+		m.stats.reject(reason)
+		return ignore
+	}
 	_, err := m.cfg.Directory.ApplyMember(t.Zone, msg.Data)
 	switch {
 	case err != nil && isRollback(err):

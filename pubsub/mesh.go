@@ -148,6 +148,11 @@ type Config struct {
 	// is invalid in a way only its origin could cause, invalid data p sent
 	// us on a stream. The node counts it against p's trust.
 	OnMisbehave func(p peer.ID, reason string)
+	// AttestInterval is how often members broadcast their evidence
+	// (default 60s, as node.Config's). Each origin may publish
+	// evidencePerInterval evidence messages per AttestInterval on the
+	// control topic, in bursts of evidenceBurst (ratelimit.go).
+	AttestInterval time.Duration
 	// RateLimit bounds each origin's messages on each zone topic (default
 	// DefaultRatePerSecond, bursts of DefaultRateBurst; a member's own
 	// Member.RateLimit takes precedence). Messages over it are Ignored and
@@ -198,11 +203,15 @@ type Mesh struct {
 	memberMu     sync.Mutex
 	memberTopics map[string]*ps.Topic
 
-	stats    Stats
-	limits   limiter
-	localPub sync.Map // seq -> *Delivery of our publication being validated
-	scores   atomic.Pointer[map[peer.ID]float64]
-	memo     scoreMemo // of appScore
+	stats  Stats
+	limits limiter
+	// The control and member topics' limits (ratelimit.go).
+	ctlLimits limiter
+	ctlSeen   ctlWindows
+	ctlFloods floodLog
+	localPub  sync.Map // seq -> *Delivery of our publication being validated
+	scores    atomic.Pointer[map[peer.ID]float64]
+	memo      scoreMemo // of appScore
 
 	tracer         *meshTracer  // which peers are in our topic meshes
 	keyConnsClosed atomic.Int64 // connections opened for a key fetch and closed again
@@ -291,6 +300,9 @@ func New(ctx context.Context, h host.Host, cfg Config) (*Mesh, error) {
 	}
 	if cfg.KeyFetchTimeout == 0 {
 		cfg.KeyFetchTimeout = 5 * time.Second
+	}
+	if cfg.AttestInterval <= 0 {
+		cfg.AttestInterval = time.Minute
 	}
 	if cfg.KeyConnGrace == 0 {
 		cfg.KeyConnGrace = 5 * time.Second

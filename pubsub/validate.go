@@ -200,6 +200,10 @@ func (m *Mesh) validateControl(ctx context.Context, from peer.ID, msg *ps.Messag
 	if msg.ReceivedFrom == m.self {
 		return accept // our own publication: publishControl applied it already
 	}
+	if over, reason := m.overControlLimit(from, msg, cm.Type); over {
+		m.stats.reject(reason)
+		return ignore
+	}
 	changed, err := m.applyControl(msg.GetFrom(), cm)
 	switch {
 	case err != nil && isRollback(err):
@@ -298,6 +302,9 @@ const (
 	ReasonReplay = "replay"
 	// ReasonRateLimited: the origin is over its rate limit (Ignored).
 	ReasonRateLimited = "rate limited"
+	// ReasonControlRateLimited: the origin is over its allowance of control
+	// content or member announcements (Ignored).
+	ReasonControlRateLimited = "control rate limited"
 	// ReasonMalformedControl: a control message does not decode.
 	ReasonMalformedControl = "malformed control"
 	// ReasonInvalidControl: a control message is refused by the node.
