@@ -145,8 +145,8 @@ func (m *Mesh) AnnouncePeers() int {
 // validateMembers applies a member announcement from a zone's member topic.
 // The announcement authenticates itself (issuer-signed credential, key
 // package signed by the member), so anyone may relay it; one for a member
-// of another zone is Rejected, one expired or revoked here is Rejected only
-// when the member sent it itself (judgedHere).
+// of another zone is Rejected, one expired or revoked here is Ignored
+// (judgedHere).
 func (m *Mesh) validateMembers(ctx context.Context, from peer.ID, msg *ps.Message) ps.ValidationResult {
 	if msg.ReceivedFrom == m.self {
 		return accept // our own: nothing to apply to ourselves
@@ -164,9 +164,9 @@ func (m *Mesh) validateMembers(ctx context.Context, from peer.ID, msg *ps.Messag
 	switch {
 	case err != nil && isRollback(err):
 		return ignore
-	case err != nil && from != msg.GetFrom() && judgedHere(err):
+	case err != nil && judgedHere(err):
 		// Expired or revoked by this node's clock and lists: not the
-		// relay's doing (see judgedHere).
+		// relays' doing (see judgedHere).
 		m.stats.reject(ReasonInvalidAnnouncement)
 		return ignore
 	case err != nil:

@@ -140,8 +140,11 @@ type Config struct {
 	// key stays before it is closed, if GossipSub has not grafted the peer
 	// by then (default 5s; negative keeps such connections open).
 	KeyConnGrace time.Duration
-	// OnReject, if set, is told about every zone message rejected, with the
-	// peer that forwarded it (for the node's trust scores).
+	// OnReject, if set, is told about every zone message refused that the
+	// peer which handed it over is to blame for: its origin, sending an
+	// invalid message itself (for the node's trust scores). GossipSub is
+	// told Reject for it only when no honest relay could have forwarded the
+	// same message (validate.go).
 	OnReject func(forwarder peer.ID, reason string)
 	// OnMisbehave, if set, is told about misbehaviour this node can pin on
 	// p itself, whoever forwarded it: an origin's authentic message that
