@@ -200,7 +200,22 @@ func notFramed(t *testing.T, name string, r *tnode, v *verdicts, relay *tnode, s
 //	O — R1 — R2 — V
 //	     |
 //	     W
+//
+// With "origin also adjacent", O is connected to V too and its fanout
+// hands V a copy straight away: a Reject of that copy penalized R2 as well,
+// GossipSub counting an invalid delivery against every forwarder of the
+// same message.
 func TestKeyEquivocationDoesNotFrameRelays(t *testing.T) {
+	for _, adjacent := range []bool{false, true} {
+		name := "through relays only"
+		if adjacent {
+			name = "origin also adjacent"
+		}
+		t.Run(name, func(t *testing.T) { keyEquivocation(t, adjacent) })
+	}
+}
+
+func keyEquivocation(t *testing.T, adjacent bool) {
 	n := newNet(t, 0)
 	zone := []string{"north"}
 	o, _ := n.addWatched(zone, 0)
@@ -222,6 +237,9 @@ func TestKeyEquivocationDoesNotFrameRelays(t *testing.T) {
 	n.connectOnly(r1, r2)
 	n.connectOnly(r1, w)
 	n.connectOnly(r2, v)
+	if adjacent {
+		n.connectOnly(o, v)
+	}
 	waitGrafted(t, r1, r2, w)
 	waitGrafted(t, r2, r1, v)
 	waitGrafted(t, v, r2)
@@ -261,8 +279,10 @@ func TestKeyEquivocationDoesNotFrameRelays(t *testing.T) {
 	notFramed(t, "R2", r2, vr2, r1, nextScores(t, r2))
 
 	// The origin carries the blame: V and W pin the equivocation on it.
+	// (OnMisbehave for forwarded copies, OnReject for those the origin
+	// sent itself.)
 	for name, x := range map[string]*verdicts{"V": vv, "W": vw} {
-		if _, mis := x.get(o.h.ID()); mis == 0 {
+		if rej, mis := x.get(o.h.ID()); rej+mis == 0 {
 			t.Errorf("%s did not count the equivocation against the origin (reasons %v)", name, x.reasons)
 		}
 	}
