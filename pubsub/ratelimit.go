@@ -242,8 +242,8 @@ func (m *Mesh) overControlLimit(from peer.ID, msg *ps.Message, typ string) (bool
 		}
 		if report, dropped := m.ctlFloods.note(origin, now); report {
 			m.log.Warn("control messages over the rate limit", "event_type", "rate_limited", "peer", origin.String(),
-				"type", typ, "reason", fmt.Sprintf("%d %s messages dropped over the limit of %.3g a second in bursts of %d",
-					dropped, typ, m.controlLimit(typ).PerSecond, m.controlLimit(typ).Burst))
+				"type", typ, "dropped", dropped, "reason", fmt.Sprintf("%s messages over the limit of %.3g a second in bursts of %d (logged once a minute)",
+					typ, m.controlLimit(typ).PerSecond, m.controlLimit(typ).Burst))
 		}
 	}
 	return true, ReasonControlRateLimited
