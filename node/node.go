@@ -241,7 +241,7 @@ func New(cfg Config, opts Options) (_ *Node, err error) {
 		Members: members{n}, Control: n.control, Directory: n.roster, Logger: n.log, Now: n.now,
 		MaxSkew: time.Duration(n.cfg.MaxSkew), RotateEvery: time.Duration(n.cfg.KeyRotation), Suite: n.cfg.KeySuite,
 		SeenTTL: opts.Test.SeenTTL, OnReject: n.onReject, OnMisbehave: n.onMisbehave, RateLimit: n.s.rateLimit,
-		AppScoreTTL: cmp.Or(opts.Test.AppScoreTTL, appScoreTTL),
+		AppScoreTTL: cmp.Or(opts.Test.AppScoreTTL, appScoreTTL), AttestInterval: time.Duration(n.cfg.AttestInterval),
 	})
 	if err != nil {
 		return nil, err

@@ -186,6 +186,10 @@ func (n *Node) applyEvidence(origin peer.ID, token []byte) (bool, error) {
 	if errors.Is(err, attest.ErrStale) {
 		return false, fmt.Errorf("%w: %w", pubsub.ErrStale, err)
 	}
+	if errors.Is(err, attest.ErrFuture) {
+		// Ahead of our clock beyond the skew, perhaps not of the relay's.
+		return false, fmt.Errorf("%w: %w", pubsub.ErrJudgedHere, err)
+	}
 	if err != nil {
 		return false, err
 	}

@@ -57,6 +57,9 @@ type testControl struct {
 	applied [][]byte // every token ApplyMember was given
 
 	quarantines map[string]bool
+
+	evidence     map[peer.ID]int // applied, per origin
+	evidenceSeen map[string]bool
 }
 
 func testMemberHash(tok []byte) MemberHash { return HashMember(string(tok), nil) }
@@ -74,8 +77,28 @@ func (c *testControl) ApplyPolicyBundle(tok []byte) (bool, error) {
 func (c *testControl) ApplyReference([]byte) (bool, error) {
 	return false, errors.New("not in this harness")
 }
-func (c *testControl) ApplyEvidence(peer.ID, []byte) (bool, error) {
-	return false, errors.New("not in this harness")
+
+// ApplyEvidence takes any evidence as new once and counts it per origin
+// (the node package tests the judgment).
+func (c *testControl) ApplyEvidence(origin peer.ID, tok []byte) (bool, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.evidence == nil {
+		c.evidence, c.evidenceSeen = map[peer.ID]int{}, map[string]bool{}
+	}
+	if c.evidenceSeen[string(tok)] {
+		return false, ErrStale
+	}
+	c.evidenceSeen[string(tok)] = true
+	c.evidence[origin]++
+	return true, nil
+}
+
+// evidenceFrom is how many evidence messages of origin were applied.
+func (c *testControl) evidenceFrom(origin peer.ID) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.evidence[origin]
 }
 func (c *testControl) ApplyMember(_ string, tok []byte) (bool, error) {
 	c.mu.Lock()

@@ -23,6 +23,10 @@ const keyPackageTTL = 30 * 24 * time.Hour
 // ErrKeyPackage is wrapped by every key package rejection.
 var ErrKeyPackage = errors.New("invalid key package")
 
+// ErrKeyPackageExpired is wrapped, with ErrKeyPackage, by the rejection of
+// a key package past its expiry.
+var ErrKeyPackageExpired = errors.New("key package expired")
+
 // KeyPackage is a member's public HPKE key, signed by its DID key, that
 // other members seal their sender keys to. Nodes present it in the
 // credential handshake next to their credential.
@@ -95,7 +99,7 @@ func ParseKeyPackage(data []byte, holder did.DID, now time.Time) (*KeyPackage, e
 	// key only when it seals a sender key for that member (publicKey).
 	kp := &KeyPackage{DID: d, Suite: j.Suite, Public: j.Public, Expires: time.Unix(j.Expires, 0), Signature: j.Signature}
 	if !now.Before(kp.Expires) {
-		return nil, fmt.Errorf("%w: expired at %s", ErrKeyPackage, kp.Expires.UTC().Format(time.RFC3339))
+		return nil, fmt.Errorf("%w: %w at %s", ErrKeyPackage, ErrKeyPackageExpired, kp.Expires.UTC().Format(time.RFC3339))
 	}
 	if !did.VerifyDomain(d.PublicKey(), labelKeyPackage, kp.signedBytes(), kp.Signature) {
 		return nil, fmt.Errorf("%w: signature does not verify with the key of %s", ErrKeyPackage, d)

@@ -56,7 +56,7 @@ func (m *Mesh) ownKey(topic string) (*senderKey, error) {
 	if k = m.own[topic]; k != nil {
 		return k, nil
 	}
-	k, err := newSenderKey(topic, m.cfg.Now())
+	k, err := newSenderKey(m.self, topic, m.cfg.Now())
 	if err != nil {
 		return nil, err
 	}
@@ -107,6 +107,11 @@ func (m *Mesh) rotateLoop(ctx context.Context) {
 				delete(m.retired, id)
 			}
 		}
+		for id, at := range m.equivocated {
+			if now.Sub(at) > 2*m.cfg.RotateEvery+m.cfg.MaxSkew {
+				delete(m.equivocated, id)
+			}
+		}
 		for id, st := range m.recv {
 			st.mu.Lock()
 			idle := now.Sub(st.lastUsed) > 2*m.cfg.RotateEvery+m.cfg.MaxSkew
@@ -139,7 +144,11 @@ func (m *Mesh) receiverKey(ctx context.Context, origin peer.ID, id KeyID, topic 
 	rk := recvKeyID{origin, id}
 	m.mu.RLock()
 	st := m.recv[rk]
+	_, equivocated := m.equivocated[rk]
 	m.mu.RUnlock()
+	if equivocated {
+		return nil, errKeyEquivocation // proven once: no pull again
+	}
 	if st != nil {
 		if st.key.topic != topic {
 			return nil, errKeyTopic
@@ -166,8 +175,17 @@ func (m *Mesh) receiverKey(ctx context.Context, origin peer.ID, id KeyID, topic 
 		call.key, call.err = m.fetchKey(ctx, origin, id, topic)
 		m.mu.Lock()
 		delete(m.fetches, rk)
+		if errors.Is(call.err, errKeyEquivocation) {
+			m.rememberEquivocation(rk)
+		}
 		m.mu.Unlock()
 		close(call.done)
+		if errors.Is(call.err, errKeyEquivocation) {
+			// Logged once per key: the messages sealed under it are
+			// refused from now on without another pull.
+			m.log.Error("origin equivocated on a sender key", "event_type", "key_equivocation", "peer", origin.String(),
+				"origin", origin.String(), "topic", topic, "key_id", fmt.Sprintf("%x", id[:]), "reason", call.err.Error())
+		}
 	} else {
 		select {
 		case <-call.done:
@@ -182,6 +200,19 @@ func (m *Mesh) receiverKey(ctx context.Context, origin peer.ID, id KeyID, topic 
 		return nil, errKeyTopic
 	}
 	return m.storeRecv(rk, call.key), nil
+}
+
+// rememberEquivocation records, under m.mu, that origin's key under this
+// ID did not match the ID. The record is bounded like the keys and
+// forgotten with them (rotateLoop).
+func (m *Mesh) rememberEquivocation(rk recvKeyID) {
+	if len(m.equivocated) >= maxRecvKeys {
+		for id := range m.equivocated { // evict an arbitrary entry: the map is bounded
+			delete(m.equivocated, id)
+			break
+		}
+	}
+	m.equivocated[rk] = m.cfg.Now()
 }
 
 func (m *Mesh) storeRecv(rk recvKeyID, k *senderKey) *recvState {

@@ -145,7 +145,8 @@ func (m *Mesh) AnnouncePeers() int {
 // validateMembers applies a member announcement from a zone's member topic.
 // The announcement authenticates itself (issuer-signed credential, key
 // package signed by the member), so anyone may relay it; one for a member
-// of another zone is Rejected.
+// of another zone is Rejected, one expired or revoked here is Ignored
+// (judgedHere).
 func (m *Mesh) validateMembers(ctx context.Context, from peer.ID, msg *ps.Message) ps.ValidationResult {
 	if msg.ReceivedFrom == m.self {
 		return accept // our own: nothing to apply to ourselves
@@ -155,9 +156,18 @@ func (m *Mesh) validateMembers(ctx context.Context, from peer.ID, msg *ps.Messag
 		m.stats.reject(ReasonUnknownTopic)
 		return reject
 	}
+	if over, reason := m.overControlLimit(from, msg, controlMember); over {
+		m.stats.reject(reason)
+		return ignore
+	}
 	_, err := m.cfg.Directory.ApplyMember(t.Zone, msg.Data)
 	switch {
 	case err != nil && isRollback(err):
+		return ignore
+	case err != nil && judgedHere(err):
+		// Expired or revoked by this node's clock and lists: not the
+		// relays' doing (see judgedHere).
+		m.stats.reject(ReasonInvalidAnnouncement)
 		return ignore
 	case err != nil:
 		m.stats.reject(ReasonInvalidAnnouncement)

@@ -104,6 +104,14 @@ var ErrStale = errors.New("stale control content")
 // not held against the sender, who may judge differently.
 var ErrIgnored = errors.New("control content not acted on")
 
+// ErrJudgedHere marks authentic control content that this node refuses by
+// its own clock or lists (evidence from too far in the future here, say):
+// Ignored when a relay forwarded it, which judged it by its own; Rejected
+// when its origin sent it itself. Credentials expired, not yet valid or
+// revoked (the did errors) and expired key packages count as such without
+// it.
+var ErrJudgedHere = errors.New("control content refused by this node's clock or lists")
+
 // Config holds a Mesh's dependencies and settings. Zero settings take the
 // defaults noted.
 type Config struct {
@@ -132,14 +140,22 @@ type Config struct {
 	// key stays before it is closed, if GossipSub has not grafted the peer
 	// by then (default 5s; negative keeps such connections open).
 	KeyConnGrace time.Duration
-	// OnReject, if set, is told about every zone message rejected, with the
-	// peer that forwarded it (for the node's trust scores).
+	// OnReject, if set, is told about every zone message refused that the
+	// peer which handed it over is to blame for: its origin, sending an
+	// invalid message itself (for the node's trust scores). GossipSub is
+	// told Reject for it only when no honest relay could have forwarded the
+	// same message (validate.go).
 	OnReject func(forwarder peer.ID, reason string)
 	// OnMisbehave, if set, is told about misbehaviour this node can pin on
 	// p itself, whoever forwarded it: an origin's authentic message that
 	// is invalid in a way only its origin could cause, invalid data p sent
 	// us on a stream. The node counts it against p's trust.
 	OnMisbehave func(p peer.ID, reason string)
+	// AttestInterval is how often members broadcast their evidence
+	// (default 60s, as node.Config's). Each origin may publish
+	// evidencePerInterval evidence messages per AttestInterval on the
+	// control topic, in bursts of evidenceBurst (ratelimit.go).
+	AttestInterval time.Duration
 	// RateLimit bounds each origin's messages on each zone topic (default
 	// DefaultRatePerSecond, bursts of DefaultRateBurst; a member's own
 	// Member.RateLimit takes precedence). Messages over it are Ignored and
@@ -180,18 +196,25 @@ type Mesh struct {
 	retired map[KeyID]retiredKey     // previous own keys, still served for in-flight messages
 	recv    map[recvKeyID]*recvState // keys of other senders
 	fetches map[recvKeyID]*fetchCall // key pulls in flight
-	control *ps.Subscription
+	// equivocated holds the keys whose origin sealed us a key that their
+	// ID does not name, and when: refused without another pull.
+	equivocated map[recvKeyID]time.Time
+	control     *ps.Subscription
 
 	// memberTopics holds the joined member topic of each of the node's
 	// zones (members.go).
 	memberMu     sync.Mutex
 	memberTopics map[string]*ps.Topic
 
-	stats    Stats
-	limits   limiter
-	localPub sync.Map // seq -> *Delivery of our publication being validated
-	scores   atomic.Pointer[map[peer.ID]float64]
-	memo     scoreMemo // of appScore
+	stats  Stats
+	limits limiter
+	// The control and member topics' limits (ratelimit.go).
+	ctlLimits limiter
+	ctlSeen   ctlWindows
+	ctlFloods floodLog
+	localPub  sync.Map // seq -> *Delivery of our publication being validated
+	scores    atomic.Pointer[map[peer.ID]float64]
+	memo      scoreMemo // of appScore
 
 	tracer         *meshTracer  // which peers are in our topic meshes
 	keyConnsClosed atomic.Int64 // connections opened for a key fetch and closed again
@@ -281,6 +304,9 @@ func New(ctx context.Context, h host.Host, cfg Config) (*Mesh, error) {
 	if cfg.KeyFetchTimeout == 0 {
 		cfg.KeyFetchTimeout = 5 * time.Second
 	}
+	if cfg.AttestInterval <= 0 {
+		cfg.AttestInterval = time.Minute
+	}
 	if cfg.KeyConnGrace == 0 {
 		cfg.KeyConnGrace = 5 * time.Second
 	}
@@ -292,7 +318,7 @@ func New(ctx context.Context, h host.Host, cfg Config) (*Mesh, error) {
 	m := &Mesh{
 		cfg: cfg, h: h, log: cfg.Logger, self: h.ID(), km: km,
 		joined: map[string]*joinedTopic{}, own: map[string]*senderKey{}, retired: map[KeyID]retiredKey{},
-		recv: map[recvKeyID]*recvState{}, fetches: map[recvKeyID]*fetchCall{},
+		recv: map[recvKeyID]*recvState{}, fetches: map[recvKeyID]*fetchCall{}, equivocated: map[recvKeyID]time.Time{},
 		tracer: newMeshTracer(),
 	}
 	m.ctx, m.cancel = context.WithCancel(ctx)

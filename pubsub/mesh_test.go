@@ -306,18 +306,38 @@ func TestForgedMessagesRejected(t *testing.T) {
 			}
 		})
 	}
-	// Peer scoring punishes a forwarder of rejected messages below the
-	// graylist threshold: b then ignores it altogether.
+	// A forwarder cannot alter what the origin signed: for those verdicts
+	// it is not blamed (Ignore), however many it forwards (issue 15).
 	inj := newInjector(t, b)
 	inj.inject(t, b, signed(a, topicN.String(), tampered), signed(a, topicN.String(), stale), signed(a, topicN.String(), []byte("x")))
+	eventuallyT(t, 5*time.Second, "the three judged", func() bool {
+		s, ok := b.mesh.Scores()[inj.h.ID()]
+		return ok && s < 0 || b.mesh.Stats().Rejected()["malformed"] >= 2
+	})
+	p0 := b.mesh.scores.Load()
+	eventuallyT(t, 5*time.Second, "fresh scores", func() bool { return b.mesh.scores.Load() != p0 })
+	if s := b.mesh.Scores()[inj.h.ID()]; s < 0 {
+		t.Fatalf("forwarder of origin-signed invalid messages penalized: score %v", s)
+	}
+	// Peer scoring punishes a forwarder of messages whose origin signature
+	// fails (GossipSub's own check) below the graylist threshold: b then
+	// ignores it altogether.
+	forger := newInjector(t, b)
+	var forged []*pb.Message
+	for i := range 4 {
+		f := proto.Clone(badSig).(*pb.Message)
+		f.Seqno = binary.BigEndian.AppendUint64(nil, uint64(200+i))
+		forged = append(forged, f)
+	}
+	forger.inject(t, b, forged...)
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		s, ok := b.mesh.Scores()[inj.h.ID()]
+		s, ok := b.mesh.Scores()[forger.h.ID()]
 		if ok && s < graylistThreshold {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("forwarder of 3 invalid messages not graylisted: score %v (known %v), all %v", s, ok, b.mesh.Scores())
+			t.Fatalf("forwarder of 4 forged messages not graylisted: score %v (known %v), all %v", s, ok, b.mesh.Scores())
 		}
 		time.Sleep(100 * time.Millisecond)
 	}

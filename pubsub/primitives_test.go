@@ -51,7 +51,7 @@ func TestTopicNames(t *testing.T) {
 
 func testKey(t testing.TB, topic string) *senderKey {
 	t.Helper()
-	k, err := newSenderKey(topic, time.Unix(0, 0))
+	k, err := newSenderKey(origin, topic, time.Unix(0, 0))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -175,7 +175,10 @@ func TestKeyPackageAndSenderKeySealing(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			k := testKey(t, topicA)
+			k, err := newSenderKey(alice.PeerID(), topicA, t0)
+			if err != nil {
+				t.Fatal(err)
+			}
 			sealed, err := sealSenderKey(k, alice.PeerID(), bob.PeerID(), kp)
 			if err != nil {
 				t.Fatal(err)
@@ -316,4 +319,54 @@ func readVector(t *testing.T, name string) string {
 		t.Fatalf("test vector: %v", err)
 	}
 	return strings.TrimSpace(string(b))
+}
+
+// TestKeyIDVector pins the key ID derivation (testdata/keyid.hex): key =
+// 32 × 0x07, origin bytes "origin-peer", topic ztmesh/fleet/zone/a/maps.
+func TestKeyIDVector(t *testing.T) {
+	id := keyIDOf(origin, topicA, bytes.Repeat([]byte{7}, senderKeySize))
+	if got, want := hex.EncodeToString(id[:]), readVector(t, "keyid.hex"); got != want {
+		t.Fatalf("key ID vector changed:\n got  %s\n want %s", got, want)
+	}
+	// Origin, topic and key each change the ID.
+	for name, other := range map[string]KeyID{
+		"other origin": keyIDOf(other, topicA, bytes.Repeat([]byte{7}, senderKeySize)),
+		"other topic":  keyIDOf(origin, topicB, bytes.Repeat([]byte{7}, senderKeySize)),
+		"other key":    keyIDOf(origin, topicA, bytes.Repeat([]byte{8}, senderKeySize)),
+	} {
+		if other == id {
+			t.Errorf("%s: same key ID", name)
+		}
+	}
+}
+
+// TestEquivocatedKeyRefused: a key sealed under an ID that does not name it
+// opens (the HPKE info is right) but is refused as an equivocation.
+func TestEquivocatedKeyRefused(t *testing.T) {
+	alice, _ := did.GenerateIdentity(rand.Reader)
+	bob, _ := did.GenerateIdentity(rand.Reader)
+	km, err := newKeyMaterial(bob, SuiteX25519, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kp, err := ParseKeyPackage(km.enc, bob.DID(), t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	honest, err := newSenderKey(alice.PeerID(), topicA, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Another key under the honest key's ID.
+	forged, err := senderKeyFrom(honest.id, topicA, bytes.Repeat([]byte{9}, senderKeySize), t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sealed, err := sealSenderKey(forged, alice.PeerID(), bob.PeerID(), kp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := openSenderKey(km.priv, sealed, topicA, alice.PeerID(), bob.PeerID(), honest.id, t0); !errors.Is(err, errKeyEquivocation) {
+		t.Fatalf("equivocated key: %v", err)
+	}
 }

@@ -9,10 +9,12 @@ import (
 )
 
 // GossipSub peer scoring. What a Reject does to a forwarder depends on it:
-// every message our validators reject (forged, unauthorized, tampered,
-// stale, replayed) counts as an invalid delivery, whose penalty grows with
-// the square of the count, until the forwarder falls below the graylist
-// threshold and GossipSub ignores it altogether. The application-specific
+// every message our validators reject counts as an invalid delivery of
+// every peer that forwarded it, whose penalty grows with the square of the
+// count, until the forwarder falls below the graylist threshold and
+// GossipSub ignores it altogether. Ignore costs nothing: the validators
+// Reject only what no honest relay forwards (validate.go: a bad origin
+// signature, checked by GossipSub itself, or an unparseable envelope). The application-specific
 // score is the peer's standing with us: negative for a peer that is not a
 // verified member, and for members proportional to their effective trust.
 

@@ -11,6 +11,7 @@ import (
 	"crypto/ecdh"
 	"crypto/hpke"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -27,14 +28,40 @@ const (
 	labelSenderKey = "ztmesh/sender-key/v1"
 	// labelKeyPackage is the signature context of a key package.
 	labelKeyPackage = "ztmesh/key-package/v1"
+	// labelKeyID starts the hash that names a sender key (keyIDOf).
+	labelKeyID = "ztmesh/sender-key-id/v1"
 )
 
 // senderKeySize is the AES-256 key size.
 const senderKeySize = 32
 
-// KeyID names one sender key. It is random, so two keys of one sender never
-// share an ID, and a receiver can tell a rotated key from the old one.
+// KeyID names one sender key. It is a hash of the key with its origin and
+// topic (keyIDOf), so an origin cannot hand different members different
+// keys under one ID without the receivers noticing (key equivocation); and
+// keys are random, so two keys of one sender do not share an ID, and a
+// receiver can tell a rotated key from the old one.
 type KeyID [8]byte
+
+// keyIDOf is the ID of the sender key raw of origin on topic: the first 8
+// bytes of SHA-256(labelKeyID ‖ 0x00 ‖ u16 len ‖ origin ‖ u16 len ‖ topic ‖
+// raw). Eight bytes keep the envelope as it was; they allow a birthday
+// search (about 2^32 hashes) for two keys under one ID, which gains an
+// origin nothing it could not do by sealing garbage: the receivers holding
+// the other key find the ciphertext does not open, a verdict counted
+// against the origin, never a relay.
+func keyIDOf(origin peer.ID, topic string, raw []byte) KeyID {
+	h := sha256.New()
+	h.Write([]byte(labelKeyID))
+	h.Write([]byte{0})
+	for _, part := range [][]byte{[]byte(origin), []byte(topic)} {
+		h.Write(binary.BigEndian.AppendUint16(nil, uint16(len(part))))
+		h.Write(part)
+	}
+	h.Write(raw)
+	var id KeyID
+	copy(id[:], h.Sum(nil))
+	return id
+}
 
 // senderKey is one sender's key for one topic.
 type senderKey struct {
@@ -45,16 +72,13 @@ type senderKey struct {
 	created time.Time
 }
 
-func newSenderKey(topic string, now time.Time) (*senderKey, error) {
+// newSenderKey makes a new random sender key of origin for topic.
+func newSenderKey(origin peer.ID, topic string, now time.Time) (*senderKey, error) {
 	raw := make([]byte, senderKeySize)
 	if _, err := rand.Read(raw); err != nil {
 		return nil, err
 	}
-	var id KeyID
-	if _, err := rand.Read(id[:]); err != nil {
-		return nil, err
-	}
-	return senderKeyFrom(id, topic, raw, now)
+	return senderKeyFrom(keyIDOf(origin, topic, raw), topic, raw, now)
 }
 
 func senderKeyFrom(id KeyID, topic string, raw []byte, now time.Time) (*senderKey, error) {
@@ -142,13 +166,23 @@ func sealSenderKey(k *senderKey, origin, recipient peer.ID, kp *KeyPackage) ([]b
 	return hpke.Seal(pub, hpke.HKDFSHA256(), hpke.AES256GCM(), senderKeyInfo(k.topic, origin, recipient, k.id), k.raw)
 }
 
-var errOpenKey = errors.New("sealed sender key does not open")
+var (
+	errOpenKey = errors.New("sealed sender key does not open")
+	// errKeyEquivocation: the origin sealed to us, under a key ID, a key
+	// that the ID does not name. Only the origin can have done it (the
+	// HPKE info binds origin, recipient and ID): proof of misbehaviour.
+	errKeyEquivocation = errors.New("sender key does not match its key ID")
+)
 
-// openSenderKey opens a sealed sender key with our private key.
+// openSenderKey opens a sealed sender key with our private key and checks
+// that id names it.
 func openSenderKey(priv hpke.PrivateKey, sealed []byte, topic string, origin, self peer.ID, id KeyID, now time.Time) (*senderKey, error) {
 	raw, err := hpke.Open(priv, hpke.HKDFSHA256(), hpke.AES256GCM(), senderKeyInfo(topic, origin, self, id), sealed)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", errOpenKey, err)
+	}
+	if keyIDOf(origin, topic, raw) != id {
+		return nil, fmt.Errorf("%w: key ID %x on %s", errKeyEquivocation, id[:], truncate(topic))
 	}
 	return senderKeyFrom(id, topic, raw, now)
 }

@@ -72,6 +72,9 @@ var attacks = []struct {
 	{"junk", attackJunk},
 	{"flood", attackFlood},
 	{"sybil", attackSybil},
+	{"key-equivocation", attackKeyEquivocation},
+	{"time-edge", attackTimeEdge},
+	{"control-flood", attackControlFlood},
 	{"replay-beyond", attackReplayBeyond},
 }
 
