@@ -91,16 +91,21 @@ func TestExpiredMemberRotatesKeys(t *testing.T) {
 func TestRevokingDirectoryMemberRotatesKeys(t *testing.T) {
 	m := newMesh(t)
 	rev := filepath.Join(t.TempDir(), "revoked.jwt")
+	writeList := func(version uint64, revoked ...did.DID) {
+		t.Helper()
+		list, err := did.SignRevocationList(m.issuer, &did.RevocationList{Version: version, Subjects: revoked}, m.clock.now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := fsutil.WriteFileAtomic(rev, []byte(list), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	writeList(1)
 	a, b, c := m.start(longKeys, func(c *Config) { c.Revocations = rev }), m.start(longKeys), m.start(longKeys)
 	viaDirectory(t, a, b, c)
 	holdSenderKey(t, a)
-	list, err := did.SignRevocationList(m.issuer, &did.RevocationList{Version: 1, Subjects: []did.DID{c.DID()}}, m.clock.now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := fsutil.WriteFileAtomic(rev, []byte(list), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	writeList(2, c.DID())
 	rotatedFor(t, a, "revocation")
 	if _, _, ok := a.roster.Member(c.host.ID()); ok {
 		t.Fatal("revoked member still known")
