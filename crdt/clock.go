@@ -14,6 +14,15 @@ import (
 // it is refused, unless NewClock is given another bound.
 const DefaultMaxDrift = time.Minute
 
+// MaxAdopt is how far past its own physical time a clock moves to follow a
+// timestamp it observed. A timestamp up to the maximum drift ahead is
+// accepted, but adopting all of it would let one member push every honest
+// clock it reaches almost a full drift window ahead, so that their own
+// later writes exceed the drift limit at peers whose clocks lag. Past
+// MaxAdopt, a write made after observing a timestamp may be ordered before
+// it; only a clock that runs more than MaxAdopt ahead of ours can see that.
+const MaxAdopt = 5 * time.Second
+
 // Timestamp is a hybrid logical clock reading of a writer. Timestamps are
 // totally ordered by (Wall, Logical, Origin); two writers never produce the
 // same timestamp, and one writer's clock never repeats (see Clock), so the
@@ -111,8 +120,10 @@ func (c *Clock) Now() Timestamp {
 }
 
 // Observe merges a remote timestamp into the clock, so that later readings
-// are after it. A timestamp more than the maximum drift ahead of the
-// physical clock is refused with ErrClockDrift and not observed.
+// are after it if it is at most MaxAdopt ahead of the physical clock; one
+// further ahead moves the clock only MaxAdopt ahead. A timestamp more than
+// the maximum drift ahead of the physical clock is refused with
+// ErrClockDrift and not observed.
 func (c *Clock) Observe(ts Timestamp) error {
 	if err := c.checkDrift(ts, c.now()); err != nil {
 		return err
@@ -130,10 +141,28 @@ func (c *Clock) checkDrift(ts Timestamp, now time.Time) error {
 }
 
 // observe merges ts without the drift check: for timestamps already
-// accepted, such as those loaded from the store.
+// accepted, such as those loaded from the store. The clock follows ts only
+// up to MaxAdopt past the physical time.
 func (c *Clock) observe(ts Timestamp) {
+	limit := c.now().Add(MaxAdopt).UnixNano()
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if ts.Wall > limit {
+		ts = Timestamp{Wall: limit}
+	}
+	c.advanceLocked(ts)
+}
+
+// observeOwn merges a timestamp this node wrote, loaded from the store, in
+// full: its later readings are after everything it wrote, even if its
+// physical clock went back.
+func (c *Clock) observeOwn(ts Timestamp) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.advanceLocked(ts)
+}
+
+func (c *Clock) advanceLocked(ts Timestamp) {
 	if ts.Wall > c.wall || (ts.Wall == c.wall && ts.Logical > c.logical) {
 		c.wall, c.logical = ts.Wall, ts.Logical
 	}

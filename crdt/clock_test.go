@@ -31,7 +31,7 @@ func TestClockIsMonotonic(t *testing.T) {
 func TestClockObserve(t *testing.T) {
 	ft := newFakeTime(t0)
 	c := NewClock(ft.Now, time.Minute)
-	remote := Timestamp{Wall: t0.Add(30 * time.Second).UnixNano(), Logical: 7, Origin: ident(t, 2).DID()}
+	remote := Timestamp{Wall: t0.Add(3 * time.Second).UnixNano(), Logical: 7, Origin: ident(t, 2).DID()}
 	if err := c.Observe(remote); err != nil {
 		t.Fatal(err)
 	}
@@ -48,8 +48,8 @@ func TestClockObserve(t *testing.T) {
 	}
 
 	// A spent counter moves wall time on rather than wrapping.
-	c.observe(Timestamp{Wall: t0.Add(40 * time.Second).UnixNano(), Logical: math.MaxUint32})
-	if ts := c.Now(); ts.Wall != t0.Add(40*time.Second).UnixNano()+1 || ts.Logical != 0 {
+	c.observe(Timestamp{Wall: t0.Add(4 * time.Second).UnixNano(), Logical: math.MaxUint32})
+	if ts := c.Now(); ts.Wall != t0.Add(4*time.Second).UnixNano()+1 || ts.Logical != 0 {
 		t.Errorf("after logical MaxUint32, Now = %+v", ts)
 	}
 }
@@ -78,5 +78,33 @@ func TestTimestampOrder(t *testing.T) {
 				t.Errorf("%v.Compare(%v) = %d, want %d", ordered[i], ordered[j], got, want)
 			}
 		}
+	}
+}
+
+// TestObservedFutureDoesNotDragClock: a member writes with a timestamp just
+// inside the drift window (59 s ahead). The receiver accepts the write, but
+// moves its own clock only MaxAdopt past its physical time, so its next
+// writes are still accepted by a peer whose clock lags 10 s behind (they
+// would be 69 s ahead there, past the drift limit, had it adopted all of it).
+func TestObservedFutureDoesNotDragClock(t *testing.T) {
+	honest, lagging := newFakeTime(t0), newFakeTime(t0.Add(-10*time.Second))
+	a, b := NewClock(honest.Now, time.Minute), NewClock(lagging.Now, time.Minute)
+	pushed := Timestamp{Wall: t0.Add(59 * time.Second).UnixNano(), Logical: 3, Origin: ident(t, 9).DID()}
+	if err := a.Observe(pushed); err != nil {
+		t.Fatalf("a timestamp inside the drift window refused: %v", err)
+	}
+	next := a.Now()
+	next.Origin = ident(t, 1).DID()
+	if ahead := time.Duration(next.Wall - t0.UnixNano()); ahead > MaxAdopt {
+		t.Errorf("after observing a timestamp 59 s ahead, the clock reads %s ahead of physical time; want at most %s", ahead, MaxAdopt)
+	}
+	if err := b.Observe(next); err != nil {
+		t.Errorf("the honest node's next write is refused by a peer lagging 10 s: %v", err)
+	}
+	// A store holding such a timestamp does not drag the clock either.
+	c := NewClock(honest.Now, time.Minute)
+	c.observe(pushed)
+	if ts := c.Now(); time.Duration(ts.Wall-t0.UnixNano()) > MaxAdopt {
+		t.Errorf("a loaded timestamp 59 s ahead moved the clock to %v", ts)
 	}
 }

@@ -166,7 +166,14 @@ func NewReplica(name string, kind Kind, self Signer, clock *Clock, store *Store,
 			// No cutoff: a tombstone past the horizon goes at the next
 			// CollectGarbage, like any other.
 			r.slots[entries[i].Key], _ = mergeSlot(kind, r.slots[entries[i].Key], &entries[i], minCutoff)
-			clock.observe(entries[i].TS)
+			// Our own writes are followed in full: a clock that went
+			// back must still write after what it wrote. Others' only
+			// up to MaxAdopt, as when they arrived.
+			if entries[i].TS.Origin == r.selfDID {
+				clock.observeOwn(entries[i].TS)
+			} else {
+				clock.observe(entries[i].TS)
+			}
 		}
 	}
 	return r, nil

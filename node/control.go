@@ -139,7 +139,9 @@ func (c *controller) updateRevocations(token []byte, source string) (bool, error
 	return true, nil
 }
 
-// enforceRevocations disconnects every peer whose credential or DID is now revoked.
+// enforceRevocations disconnects every peer whose credential or DID is now
+// revoked, forgets revoked members known from their announcements, and
+// rotates the sender keys if it did either.
 func (c *controller) enforceRevocations() {
 	rev := c.n.verifier.Revocations()
 	removed := 0
@@ -159,6 +161,12 @@ func (c *controller) enforceRevocations() {
 			c.n.mesh.Blacklist(p)
 			removed++
 		}
+	}
+	// Members known only from their announcements could pull our sender
+	// keys as well.
+	if forgotten := c.n.roster.forget(func(cred *did.Credential) bool { return rev.Check(cred) != nil }); len(forgotten) > 0 {
+		c.n.log.Info("revoked members forgotten", "event_type", "members_forgotten", "reason", "revoked", "members", len(forgotten))
+		removed += len(forgotten)
 	}
 	// Whatever a removed member could read, it could read only with our
 	// current sender keys: replace them.

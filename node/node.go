@@ -464,7 +464,8 @@ func (n *Node) serveMetrics() error {
 	return nil
 }
 
-// expiryLoop drops verified peers whose credential expired. It wakes every
+// expiryLoop drops verified peers whose credential expired, forgets the
+// directory's, and rotates the sender keys if it did either. It wakes every
 // second: expiry is enforced within a second, and a credential renewed in
 // time has replaced the registry entry before it is looked at.
 func (n *Node) expiryLoop(ctx context.Context) {
@@ -476,8 +477,19 @@ func (n *Node) expiryLoop(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		for _, p := range n.roster.connected.expired(n.now(), did.DefaultClockSkew) {
+		now := n.now()
+		expired := n.roster.connected.expired(now, did.DefaultClockSkew)
+		for _, p := range expired {
 			n.drop(p.ID, "expired", fmt.Sprintf("credential %s expired at %s", p.Credential.ID, p.Credential.Expires.Format(time.RFC3339)))
+		}
+		forgotten := n.roster.forget(func(c *did.Credential) bool { return now.After(c.Expires.Add(did.DefaultClockSkew)) })
+		if len(forgotten) > 0 {
+			n.log.Info("expired members forgotten", "event_type", "members_forgotten", "reason", "credential expired", "members", len(forgotten))
+		}
+		// A member, connected or not, could pull our sender keys while
+		// its credential was valid: replace them.
+		if len(expired)+len(forgotten) > 0 {
+			n.mesh.RotateKeys("credential expired")
 		}
 	}
 }

@@ -20,8 +20,9 @@ import (
 // (attest.Quarantine). A receiver trusts neither the announcer nor its
 // reason: it checks that the announcer is a member it knows, that the
 // accused signed the evidence, that the evidence is not older than what it
-// holds from the accused, and judges the evidence against its own
-// reference values. It quarantines the accused only if that judgment
+// holds from the accused (for stale evidence: that it holds any; it cannot
+// judge the staleness of evidence it never saw), and judges the evidence
+// against its own reference values. It quarantines the accused only if that judgment
 // agrees. A quarantine for rejected messages or rate-limit violations is
 // not announced: nobody else can check it.
 
@@ -126,6 +127,8 @@ func (n *Node) applyQuarantine(token []byte) (bool, error) {
 	switch {
 	case errors.Is(err, trust.ErrNewerHeld):
 		return ignore(pubsub.ErrIgnored, "this node holds newer evidence of the accused (made at %s)", j.HeldAt.Format(time.RFC3339))
+	case errors.Is(err, trust.ErrNoEvidence):
+		return ignore(pubsub.ErrIgnored, "this node holds no evidence of the accused, so it cannot judge that evidence made at %s is stale; it waits for the accused's own evidence", ev.Time.UTC().Format(time.RFC3339))
 	case errors.Is(err, trust.ErrAnnounced):
 		return false, fmt.Errorf("%w: quarantine of %s for evidence already announced", pubsub.ErrStale, q.Subject)
 	case errors.Is(err, trust.ErrUnjustified) && q.Reason == attest.QuarantineFailed:

@@ -123,6 +123,28 @@ func (r *roster) Admit(p Peer) (renewed bool) {
 // it announced stays in the directory while its credential is valid.
 func (r *roster) Remove(p peer.ID) (Peer, bool) { return r.connected.remove(p) }
 
+// forget removes from the directory the members whose credential gone
+// reports (expired, revoked) and returns them: they may have pulled this
+// node's sender keys while they were members, so the caller rotates them.
+// An entry is reported once; a renewed announcement brings it back.
+func (r *roster) forget(gone func(*did.Credential) bool) []peer.ID {
+	r.mu.Lock()
+	var out []peer.ID
+	for p, e := range r.directory {
+		if gone(e.cred) {
+			delete(r.directory, p)
+			out = append(out, p)
+		}
+	}
+	r.mu.Unlock()
+	if r.changed != nil {
+		for _, p := range out {
+			r.changed(p)
+		}
+	}
+	return out
+}
+
 // Connected returns a verified connected peer.
 func (r *roster) Connected(p peer.ID) (Peer, bool) { return r.connected.Get(p) }
 

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math"
 	mrand "math/rand/v2"
 	"slices"
@@ -37,6 +38,36 @@ func init() { register("attacks", runAttacks) }
 // attackChannel is the zone channel honest nodes publish on.
 const attackChannel = "maps"
 
+// strictFailures are the failures of a strict attack (none for the other
+// rows): quarantined lists the honest nodes quarantined while it ran.
+func strictFailures(name string, delivery float64, quarantined []string) []string {
+	if !strictAttacks[name] {
+		return nil
+	}
+	var out []string
+	if len(quarantined) > 0 {
+		out = append(out, fmt.Sprintf("%s: %d honest nodes quarantined (%s)", name, len(quarantined), strings.Join(quarantined, ", ")))
+	}
+	if math.IsNaN(delivery) || delivery < strictDelivery {
+		out = append(out, fmt.Sprintf("%s: honest delivery %.4f, below %.2f", name, delivery, strictDelivery))
+	}
+	return out
+}
+
+// honestQuarantined returns the honest nodes (DIDs, sorted) that any honest
+// node quarantined in [t0, t1], from their peer_quarantined events.
+func (ev *atkEvents) honestQuarantined(l *lab, t0, t1 time.Time) []string {
+	ev.mu.Lock()
+	defer ev.mu.Unlock()
+	set := map[string]bool{}
+	for _, e := range ev.list {
+		if e.typ == "peer_quarantined" && !e.at.Before(t0) && !e.at.After(t1) && l.honestDIDs[e.node] && l.honestDIDs[e.didOf] {
+			set[e.didOf] = true
+		}
+	}
+	return slices.Sorted(maps.Keys(set))
+}
+
 // attackSettle is how long deliveries of a window are waited for after it.
 const attackSettle = 2 * time.Second
 
@@ -52,6 +83,19 @@ const attackSeenTTL = 10 * time.Second
 // this far below the same mesh's delivery with no attack. The Sybil flood
 // must leave it intact; the message flood must not collapse it.
 var deliveryFloor = map[string]float64{"sybil": 0.05, "flood": 0.2}
+
+// strictAttacks are the attacks of a malicious member (issue 15): each fails
+// the scenario if the victims accepted anything, quarantined any honest
+// node, or delivered less than strictDelivery of the honest messages. The
+// other rows keep their own rules.
+var strictAttacks = map[string]bool{
+	"key-equivocation": true, "time-edge": true, "control-flood": true,
+	"forged-addresses": true, "unauth-conn-flood": true,
+	"sync-flood": true, "anti-entropy-junk": true,
+}
+
+// strictDelivery is the honest delivery a strict attack must leave.
+const strictDelivery = 0.99
 
 type attackFunc func(ctx context.Context, l *lab, w time.Duration) (*attackRow, error)
 
@@ -90,6 +134,7 @@ type attackRow struct {
 	t0, t1   time.Time
 	who      map[string]bool // the attackers' peer IDs and DIDs, for the event log
 	injected int             // messages written into honest nodes' GossipSub by hand
+	usage    usage           // the process's peak RSS and CPU while it ran
 }
 
 func newRow(name string) *attackRow {
@@ -605,7 +650,7 @@ func runAttackSuite(ctx context.Context, env *Env, sc *Scenario, n int) (*Sectio
 	}
 
 	sec := &Section{Title: fmt.Sprintf("Attacks on a %d-node mesh", n)}
-	tbl := &Table{Header: []string{"attack", "attempts", "accepted", "honest delivery", "stopped by", "measured", "plain GossipSub"}}
+	tbl := &Table{Header: []string{"attack", "attempts", "accepted", "honest delivery", "honest quarantined", "RSS / CPU attack vs idle", "stopped by", "measured", "plain GossipSub"}}
 
 	// Warm-up: every node fetches the sender keys of its zone's
 	// publishers; wait until delivery is steady (messages of the last
@@ -621,11 +666,15 @@ func runAttackSuite(ctx context.Context, env *Env, sc *Scenario, n int) (*Sectio
 	env.Printf("attacks: honest traffic steady after %s", warmup.Round(100*time.Millisecond))
 	// The same mesh with no attack, as the reference for "delivery held".
 	t0 := time.Now()
+	idleUse := measureUsage()
 	sleepCtx(ctx, w)
+	idle := idleUse.stop()
 	t1 := time.Now()
 	sleepCtx(ctx, attackSettle)
 	base, sent := l.delivery(t0, t1)
-	tbl.Add("none (reference)", 0, 0, fmt.Sprintf("%.4f", base), "", fmt.Sprintf("%d honest messages in %s", sent, w), "")
+	baseQ := l.ev.honestQuarantined(l, t0, t1.Add(attackSettle))
+	tbl.Add("none (reference)", 0, 0, fmt.Sprintf("%.4f", base), len(baseQ), "idle "+idle.String(), "", fmt.Sprintf("%d honest messages in %s", sent, w), "")
+	env.Printf("attacks: reference window: %s", idle)
 	env.Printf("attacks: reference window: honest delivery %.4f over %d messages", base, sent)
 	if sent == 0 || base < 0.9 {
 		sec.Failures = append(sec.Failures, fmt.Sprintf("honest delivery with no attack is %.3f (%d messages): the mesh is not healthy enough to judge attacks", base, sent))
@@ -638,13 +687,17 @@ func runAttackSuite(ctx context.Context, env *Env, sc *Scenario, n int) (*Sectio
 		}
 		env.Printf("attacks: %s", a.name)
 		before := l.rejected()
+		use := measureUsage()
 		row, err := a.run(ctx, l, w)
 		if err != nil {
+			use.stop()
 			return nil, fmt.Errorf("attack %s: %w", a.name, err)
 		}
 		row.t1 = time.Now()
+		row.usage = use.stop()
 		sleepCtx(ctx, attackSettle)
 		row.delivery, _ = l.delivery(row.t0, row.t1)
+		quarantined := l.ev.honestQuarantined(l, row.t0, row.t1.Add(attackSettle))
 		acc, why := l.acceptedIn(a.name, row.t0, row.t1.Add(attackSettle))
 		row.accepted += acc
 		row.failures = append(row.failures, why...)
@@ -684,7 +737,8 @@ func runAttackSuite(ctx context.Context, env *Env, sc *Scenario, n int) (*Sectio
 		if floor, ok := deliveryFloor[a.name]; ok && !math.IsNaN(base) && (math.IsNaN(row.delivery) || row.delivery < base-floor) {
 			sec.Failures = append(sec.Failures, fmt.Sprintf("%s: honest delivery fell to %.3f (%.3f with no attack)", a.name, row.delivery, base))
 		}
-		tbl.Add(a.name, row.attempts, row.accepted, fmt.Sprintf("%.4f", row.delivery),
+		sec.Failures = append(sec.Failures, strictFailures(a.name, row.delivery, quarantined)...)
+		tbl.Add(a.name, row.attempts, row.accepted, fmt.Sprintf("%.4f", row.delivery), len(quarantined), row.usage.against(idle),
 			strings.Join(nonEmpty(row.stopped), "; "), strings.Join(row.notes, "; "), plain.column(a.name))
 		env.Printf("attacks: %s: %d attempts, %d accepted, honest delivery %.4f; %s", a.name, row.attempts, row.accepted, row.delivery,
 			strings.Join(nonEmpty(row.stopped), "; "))
@@ -693,6 +747,8 @@ func runAttackSuite(ctx context.Context, env *Env, sc *Scenario, n int) (*Sectio
 	sec.Text = append(sec.Text,
 		fmt.Sprintf("%d honest nodes in %d zones (%s links, degree %d, %d cross links), each publishing %.2g sealed %d-byte messages a second on its zone's %q channel throughout; set up and verified in %s, honest delivery steady %s later (sender keys fetched). Each attack ran for %s while they did; honest delivery is over the messages published during it, waited for %s more. Attackers are extra peers, not counted as honest.",
 			n, sc.Zones, time.Duration(sc.Link.Latency), sc.Degree, sc.Cross, rate, size, attackChannel, setup.Round(100*time.Millisecond), warmup.Round(100*time.Millisecond), w, attackSettle),
+		"Honest quarantined counts the honest nodes that any honest node quarantined while the attack ran or was settling (from their peer_quarantined security events); an attacker that gets an honest node quarantined has won even with nothing accepted. RSS / CPU is the simulation process's peak resident set and its CPU time over wall time (cores) during the attack, next to the same figures over the reference window with no attack (idle). The suite runs in one process, so these are the whole simulated mesh's figures (every honest node, every attacker and mocknet together), not one daemon's.",
+		fmt.Sprintf("The attacks of a malicious member (%s) fail the scenario if anything was accepted, any honest node was quarantined, or honest delivery fell below %.2f; the others keep the rules above.", strings.Join(slices.Sorted(maps.Keys(strictAttacks)), ", "), strictDelivery),
 		"Accepted is judged on the victims' side: an attacker's message counts if any honest subscriber's Subscription delivered it (so do honest messages delivered twice, and deliveries from honest origins whose payload was altered); a connection counts if any honest node's Registry listed the attacker as verified; a read counts if the attacker obtained plaintext or a sender key. \"Stopped by\" lists the honest nodes' validator verdicts during the attack (all reasons, so background noise such as a key not yet fetched shows too) and the security events they logged about the attacker's peers.",
 		fmt.Sprintf("The %d replay targets (zone %s) run with a GossipSub seen-cache TTL of %s (default 2 min), so that a replay beyond it fits in the run; GossipSub sweeps the cache once a minute whatever the TTL. Every other setting is the default.", len(l.replayTargets()), l.zones[0], attackSeenTTL),
 	)

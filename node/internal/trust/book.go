@@ -339,7 +339,8 @@ func (b *Book) Reference(now time.Time) []*attest.Evidence {
 // announcement is justified, ev is recorded as the accused's newest
 // evidence and as announced; the caller then reassesses the accused.
 //
-// It refuses evidence older than the evidence held (ErrNewerHeld),
+// It refuses evidence older than the evidence held (ErrNewerHeld), a stale
+// announcement about a peer it holds no evidence of (ErrNoEvidence),
 // evidence already announced (ErrAnnounced) and an announcement that is
 // not justified (ErrUnjustified). The Judgment is returned in every case.
 func (b *Book) Announcement(cred *did.Credential, reason string, ev *attest.Evidence, res attest.Result, now time.Time) (Judgment, error) {
@@ -349,6 +350,14 @@ func (b *Book) Announcement(cred *did.Credential, reason string, ev *attest.Evid
 	if ev.Time.Before(t.evidenceAt) {
 		b.mu.Unlock()
 		return j, ErrNewerHeld
+	}
+	// Staleness is judged against what this node saw: with no evidence
+	// held (it just restarted, or the accused never reached it), old
+	// evidence in an announcement proves nothing, as the accused may have
+	// attested since. The book's own pending window decides instead.
+	if reason == attest.QuarantineStale && t.evidence == nil {
+		b.mu.Unlock()
+		return j, ErrNoEvidence
 	}
 	if !ev.Time.After(t.announced) {
 		b.mu.Unlock()

@@ -472,9 +472,12 @@ func TestAnnouncementJudged(t *testing.T) {
 	}{
 		{"failed, justified", nil, false, attest.QuarantineFailed, failed, 0, nil, 0},
 		{"failed, but it passes here", nil, false, attest.QuarantineFailed, passed, 0, ErrUnjustified, 0.72},
-		{"stale, justified: 30 min old", nil, false, attest.QuarantineStale, passed, 30 * time.Minute, nil, 0.72 / 16},
-		{"stale, but fresh here", nil, false, attest.QuarantineStale, passed, time.Minute, ErrUnjustified, 0.72},
-		{"stale, 15 min old: 0.36 is not below 0.3", nil, false, attest.QuarantineStale, passed, 15 * time.Minute, ErrUnjustified, 0.36},
+		{"stale, justified: 30 min old", &passed, false, attest.QuarantineStale, passed, 30 * time.Minute, nil, 0.72 / 16},
+		{"stale, but fresh here", &passed, false, attest.QuarantineStale, passed, time.Minute, ErrUnjustified, 0.72},
+		{"stale, 15 min old: 0.36 is not below 0.3", &passed, false, attest.QuarantineStale, passed, 15 * time.Minute, ErrUnjustified, 0.36},
+		// A node that holds no evidence of the accused (it just restarted)
+		// cannot tell stale evidence from evidence it never saw replaced.
+		{"stale, but no evidence held here", nil, false, attest.QuarantineStale, passed, 30 * time.Minute, ErrNoEvidence, 0},
 		{"older than the evidence held", &passed, false, attest.QuarantineFailed, failed, time.Minute, ErrNewerHeld, 0},
 		{"the evidence held, failing", &failed, false, attest.QuarantineFailed, failed, 10 * time.Second, nil, 0},
 		{"the evidence held, already announced", &failed, true, attest.QuarantineFailed, failed, 10 * time.Second, ErrAnnounced, 0},
@@ -484,6 +487,11 @@ func TestAnnouncementJudged(t *testing.T) {
 			f := newFixture(t, true)
 			p := newPeer(t)
 			heldAt := now.Add(-10 * time.Second)
+			if tc.reason == attest.QuarantineStale {
+				// The node's own evidence is as old as the enclosed one
+				// (or older): the accused went silent for it too.
+				heldAt = now.Add(-tc.madeAgo - time.Second)
+			}
 			if tc.held != nil {
 				if err := f.Evidence(evidence(p, heldAt), *tc.held, false, heldAt); err != nil {
 					t.Fatal(err)

@@ -15,4 +15,8 @@ var (
 	// ErrUnjustified: the enclosed evidence does not justify the
 	// announced quarantine by this book's judgment.
 	ErrUnjustified = errors.New("quarantine not justified here")
+	// ErrNoEvidence: a stale-evidence announcement about a peer this book
+	// holds no evidence of; it cannot judge the staleness of evidence it
+	// never saw.
+	ErrNoEvidence = errors.New("no evidence of the accused is held")
 )
