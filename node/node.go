@@ -150,7 +150,8 @@ func New(cfg Config, opts Options) (_ *Node, err error) {
 		now: opts.Now,
 	}
 	n.control = &controller{n: n}
-	n.handshakes = &handshakes{n: n, pending: map[peer.ID]*time.Timer{}}
+	n.handshakes = &handshakes{n: n, pending: map[peer.ID]*time.Timer{},
+		unverified: newUnverifiedConns(cfg.UnverifiedConns, cfg.UnverifiedConnsPerIP)}
 	if n.now == nil {
 		n.now = time.Now
 	}
