@@ -103,7 +103,7 @@ func (h *handshakes) admit(c network.Conn) bool {
 		h.n.log.Warn("unverified connections refused", "event_type", "connection_refused",
 			"reason", "unverified budget", "refused_over_total", counts["total"], "refused_over_per_ip", counts["per ip"],
 			"unverified", h.unverified.len(), "max", h.unverified.max, "max_per_ip", h.unverified.perIP,
-			"last_peer", p.String(), "last_addr", c.RemoteMultiaddr().String())
+			"peer", p.String(), "addr", c.RemoteMultiaddr().String()) // the last one refused
 	}
 	go c.Close() // libp2p calls onConnected synchronously: do not block it
 	return false

@@ -170,8 +170,10 @@ func verifyPeerRecord(b []byte, p peer.ID) (*record.Envelope, error) {
 	switch {
 	case !ok:
 		return nil, errors.New("member announcement: peer record of the wrong type")
-	case pr.PeerID != p || !p.MatchesPublicKey(env.PublicKey):
-		return nil, fmt.Errorf("member announcement of %s: peer record of %s", p, pr.PeerID)
+	case pr.PeerID != p:
+		return nil, errors.New("member announcement: peer record of another peer")
+	case !p.MatchesPublicKey(env.PublicKey):
+		return nil, errors.New("member announcement: peer record signed by another key")
 	case len(pr.Addrs) > maxRecordAddrs:
 		return nil, fmt.Errorf("member announcement: peer record of %d addresses", len(pr.Addrs))
 	}

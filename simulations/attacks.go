@@ -72,6 +72,8 @@ var attacks = []struct {
 	{"junk", attackJunk},
 	{"flood", attackFlood},
 	{"sybil", attackSybil},
+	{"forged-addresses", attackForgedAddresses},
+	{"unauth-conn-flood", attackUnauthConnFlood},
 	{"replay-beyond", attackReplayBeyond},
 }
 
