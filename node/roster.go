@@ -321,8 +321,9 @@ func (r *roster) ApplyMember(zone string, token []byte) (bool, error) {
 	known := r.verified[raw]
 	r.mu.Unlock()
 	if known != nil {
-		// Held and authentic, its peer record taken: spread it, apply
-		// nothing; unless its credential has since expired or been revoked.
+		// Held and authentic, its peer record (if any) taken: spread it,
+		// apply nothing; unless its credential has since expired or been
+		// revoked.
 		return false, r.admits(known, zone)
 	}
 	a, err := decodeAnnouncement(token)
@@ -359,10 +360,10 @@ func (r *roster) ApplyMember(zone string, token []byte) (bool, error) {
 		if err != nil {
 			return false, err
 		}
+		// Not cached by its raw hash: copies may differ in anything a
+		// relayer writes, and a cache entry per copy would grow without
+		// bound. A copy costs a decoding and a signature check.
 		r.takeRecord(env)
-		r.mu.Lock()
-		r.verified[raw] = known
-		r.mu.Unlock()
 		return false, nil
 	case present:
 		return false, fmt.Errorf("%w: announcement being verified", pubsub.ErrStale)
