@@ -29,6 +29,9 @@ type handshakes struct {
 	mu      sync.Mutex
 	pending map[peer.ID]*time.Timer // connected peers awaiting the handshake
 	closed  bool
+
+	unverified *unverifiedConns // inbound connections of peers that proved nothing
+	refusals   refusalLog       // of connections over that budget, in aggregate
 }
 
 // stop stops every grace timer; no new one starts.
@@ -46,6 +49,9 @@ func (h *handshakes) stop() {
 // verified and presents our credential to the peer.
 func (h *handshakes) onConnected(c network.Conn) {
 	p := c.RemotePeer()
+	if !h.admit(c) {
+		return
+	}
 	h.mu.Lock()
 	if h.closed {
 		h.mu.Unlock()
@@ -62,6 +68,7 @@ func (h *handshakes) onConnected(c network.Conn) {
 // onDisconnected forgets a peer once its last connection is gone.
 func (h *handshakes) onDisconnected(c network.Conn) {
 	p := c.RemotePeer()
+	h.unverified.release(c)
 	if h.n.host.Network().Connectedness(p) == network.Connected {
 		return
 	}
@@ -74,6 +81,32 @@ func (h *handshakes) onDisconnected(c network.Conn) {
 	if _, ok := h.n.roster.Remove(p); ok {
 		h.n.log.Info("peer disconnected", "event_type", "peer_disconnected", "peer", p.String())
 	}
+}
+
+// admit applies the budget of unverified inbound connections to c: an
+// inbound connection from a peer neither verified nor known from its
+// announcement is counted, and closed at once if it is over the budget.
+func (h *handshakes) admit(c network.Conn) bool {
+	p := c.RemotePeer()
+	if c.Stat().Direction != network.DirInbound {
+		return true
+	}
+	if _, _, known := h.n.roster.Member(p); known {
+		return true
+	}
+	over := h.unverified.admit(c)
+	if over == "" {
+		return true
+	}
+	h.n.metrics.refusal("unverified budget")
+	if counts := h.refusals.add(h.n.now(), over); counts != nil {
+		h.n.log.Warn("unverified connections refused", "event_type", "connection_refused",
+			"reason", "unverified budget", "refused_over_total", counts["total"], "refused_over_per_ip", counts["per ip"],
+			"unverified", h.unverified.len(), "max", h.unverified.max, "max_per_ip", h.unverified.perIP,
+			"peer", p.String(), "addr", c.RemoteMultiaddr().String()) // the last one refused
+	}
+	go c.Close() // libp2p calls onConnected synchronously: do not block it
+	return false
 }
 
 func (h *handshakes) clearPending(p peer.ID) {
@@ -167,6 +200,7 @@ func (h *handshakes) handleAuth(s network.Stream) {
 	}
 	renewed := h.n.roster.Admit(Peer{ID: p, DID: cred.Subject, Credential: cred, KeyPackage: kp, VerifiedAt: h.n.now()})
 	h.clearPending(p)
+	h.unverified.verified(p)
 	h.n.metrics.handshake("accepted")
 	if err := writeFrame(s, result{V: handshakeVersion, Accepted: true}); err != nil {
 		s.Reset()

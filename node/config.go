@@ -85,6 +85,14 @@ type Config struct {
 	AllowMissingRevocations bool `yaml:"allow_missing_revocations"`
 	// AuthGrace is how long a connected peer has to complete the handshake.
 	AuthGrace Duration `yaml:"auth_grace"`
+	// UnverifiedConns bounds the inbound connections held by peers that
+	// proved nothing yet: not verified in a handshake, not members known
+	// from their announcements (default 64). The newest over it is closed
+	// at once, so an uncredentialed flood cannot take the members' slots.
+	UnverifiedConns int `yaml:"unverified_conns"`
+	// UnverifiedConnsPerIP bounds those connections per remote IP address,
+	// loopback included (default 8).
+	UnverifiedConnsPerIP int `yaml:"unverified_conns_per_ip"`
 	// MDNS enables mDNS discovery on the local network (default true).
 	MDNS *bool `yaml:"mdns"`
 	// LogLevel is debug, info, warn or error.
@@ -114,6 +122,9 @@ const (
 	DefaultAuthGrace = 10 * time.Second
 	DefaultConnLow   = 64
 	DefaultConnHigh  = 192
+
+	DefaultUnverifiedConns      = 64
+	DefaultUnverifiedConnsPerIP = 8
 )
 
 // DefaultListen are the listen addresses when none are configured.
@@ -207,6 +218,12 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.ConnHigh == 0 {
 		c.ConnHigh = DefaultConnHigh
+	}
+	if c.UnverifiedConns == 0 {
+		c.UnverifiedConns = DefaultUnverifiedConns
+	}
+	if c.UnverifiedConnsPerIP == 0 {
+		c.UnverifiedConnsPerIP = DefaultUnverifiedConnsPerIP
 	}
 	return c
 }
@@ -312,6 +329,9 @@ func (c Config) parse() (*settings, error) {
 	}
 	if c.ConnLow < 1 || c.ConnHigh < c.ConnLow {
 		errs = append(errs, fmt.Errorf("connection water marks low=%d high=%d: need 1 <= low <= high", c.ConnLow, c.ConnHigh))
+	}
+	if c.UnverifiedConns < 1 || c.UnverifiedConnsPerIP < 1 {
+		errs = append(errs, fmt.Errorf("unverified connections %d, per IP %d: need at least 1 each", c.UnverifiedConns, c.UnverifiedConnsPerIP))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("config: %w", err)

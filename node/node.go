@@ -152,7 +152,8 @@ func New(cfg Config, opts Options) (_ *Node, err error) {
 		now: opts.Now,
 	}
 	n.control = &controller{n: n}
-	n.handshakes = &handshakes{n: n, pending: map[peer.ID]*time.Timer{}}
+	n.handshakes = &handshakes{n: n, pending: map[peer.ID]*time.Timer{},
+		unverified: newUnverifiedConns(cfg.UnverifiedConns, cfg.UnverifiedConnsPerIP)}
 	if n.now == nil {
 		n.now = time.Now
 	}
@@ -234,7 +235,7 @@ func New(cfg Config, opts Options) (_ *Node, err error) {
 	n.roster = newRoster(n.verifier, n.now, rosterSelf{
 		id: n.host.ID(), did: n.id.DID(), credential: n.cred.Load,
 		keyPackage: func() []byte { return n.mesh.KeyPackage() },
-		addrs:      n.host.Addrs,
+		addrs:      n.host.Addrs, key: n.id.LibP2PKey(),
 	}, n.host.Peerstore(), n.standings.changed)
 	n.mesh, err = pubsub.New(n.ctx, n.host, pubsub.Config{
 		Mesh: n.cfg.Mesh, Identity: n.id, Credential: n.cred.Load, Policy: n.policy,

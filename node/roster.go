@@ -10,8 +10,10 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/peerstore"
+	"github.com/libp2p/go-libp2p/core/record"
 	ma "github.com/multiformats/go-multiaddr"
 
 	"github.com/ztmesh/ztmesh/did"
@@ -48,8 +50,11 @@ type roster struct {
 	verifier *did.Verifier
 	now      func() time.Time
 	self     rosterSelf
-	addrs    peerstore.AddrBook // where announced members can be dialed
-	changed  func(peer.ID)      // after a member's entry changed
+	// records are where members can be dialed: the peer records they
+	// signed, from their announcements and from identify. nil if the
+	// peerstore keeps none (then announcements carry no addresses).
+	records peerstore.CertifiedAddrBook
+	changed func(peer.ID) // after a member's entry changed
 
 	connected *Registry
 
@@ -57,6 +62,9 @@ type roster struct {
 	directory map[peer.ID]dirEntry         // members known from their announcements
 	verified  map[[32]byte]*did.Credential // announcement hashes: verified (its credential) or being verified (nil)
 	presented map[did.DID]*did.Credential  // the last credential each member presented
+
+	ownRecord     []byte // our own signed peer record, marshalled, when the host signs none
+	ownRecordAddr string // the addresses it was made for
 }
 
 // rosterSelf is what the roster knows of its own node, for its own
@@ -67,11 +75,13 @@ type rosterSelf struct {
 	credential func() *did.Credential // in force
 	keyPackage func() []byte          // in force, marshalled
 	addrs      func() []ma.Multiaddr
+	key        crypto.PrivKey // signs our peer record when the host does not
 }
 
 func newRoster(v *did.Verifier, now func() time.Time, self rosterSelf, addrs peerstore.AddrBook, changed func(peer.ID)) *roster {
+	records, _ := peerstore.GetCertifiedAddrBook(addrs)
 	r := &roster{
-		verifier: v, now: now, self: self, addrs: addrs, changed: changed,
+		verifier: v, now: now, self: self, records: records, changed: changed,
 		connected: newRegistry(),
 		directory: map[peer.ID]dirEntry{},
 		verified:  map[[32]byte]*did.Credential{},
@@ -89,17 +99,141 @@ const (
 	// directory on connecting (sync) and renewals announce at once, so the
 	// repeat only refreshes what a partition may have lost.
 	announceInterval = 15 * time.Minute
+
+	// announcementVersion is the version this node writes: 2 carries the
+	// member's addresses as its signed peer record. Version 1 carried
+	// them unsigned, and any relayer could rewrite them; a node still
+	// reads version 1 but never dials what it lists.
+	announcementVersion = 2
+	// maxPeerRecord bounds the signed peer record in an announcement, and
+	// maxRecordAddrs the addresses it lists.
+	maxPeerRecord  = 4 << 10
+	maxRecordAddrs = 16
+	// recordTTL is how long a member's signed addresses are kept without a
+	// new copy: two announcement intervals.
+	recordTTL = 2 * announceInterval
 )
 
 // announcement is a member announcement on the wire (docs/PROTOCOL.md): a
-// credential (signed by a pinned issuer, subject = the member) and a key
-// package (signed by the member), so it authenticates itself whoever
-// relays it, and the addresses the member may be dialed at.
+// credential (signed by a pinned issuer, subject = the member), a key
+// package and a peer record (both signed by the member), so it
+// authenticates itself whoever relays it, addresses included.
 type announcement struct {
-	V          int      `json:"v"`
-	Credential string   `json:"credential"`
-	KeyPackage []byte   `json:"key_package"`
-	Addrs      []string `json:"addrs"`
+	V          int    `json:"v"`
+	Credential string `json:"credential"`
+	KeyPackage []byte `json:"key_package"`
+	// Addrs (version 1 only) are addresses any relayer could have
+	// written: read, never used.
+	Addrs []string `json:"addrs,omitempty"`
+	// PeerRecord (version 2, optional) is the member's libp2p signed peer
+	// record (record.Envelope of a peer.PeerRecord), marshalled.
+	PeerRecord []byte `json:"peer_record,omitempty"`
+}
+
+// decodeAnnouncement decodes an announcement strictly and checks its
+// version and sizes; it verifies nothing.
+func decodeAnnouncement(token []byte) (announcement, error) {
+	var a announcement
+	if len(token) > maxAnnouncement {
+		return a, fmt.Errorf("member announcement of %d bytes", len(token))
+	}
+	if err := wire.DecodeStrict(token, &a); err != nil {
+		return a, fmt.Errorf("malformed member announcement: %w", err)
+	}
+	switch {
+	case a.V != 1 && a.V != announcementVersion:
+		return a, fmt.Errorf("malformed member announcement: version %d, want 1 or %d", a.V, announcementVersion)
+	case a.V == 1 && a.PeerRecord != nil:
+		return a, errors.New("malformed member announcement: a peer record in version 1")
+	case a.V != 1 && a.Addrs != nil:
+		return a, fmt.Errorf("malformed member announcement: unsigned addresses in version %d", a.V)
+	case len(a.PeerRecord) > maxPeerRecord:
+		return a, fmt.Errorf("malformed member announcement: peer record of %d bytes", len(a.PeerRecord))
+	}
+	return a, nil
+}
+
+// verifyPeerRecord checks the peer record of an announcement of member p:
+// a peer record signed by p's own key, for p, of at most maxRecordAddrs
+// addresses. A relayer cannot make one, only hand on one p made (maybe an
+// older one: the peerstore keeps the highest sequence number). nil if the
+// announcement carries none.
+func verifyPeerRecord(b []byte, p peer.ID) (*record.Envelope, error) {
+	if b == nil {
+		return nil, nil
+	}
+	env, rec, err := record.ConsumeEnvelope(b, peer.PeerRecordEnvelopeDomain)
+	if err != nil {
+		return nil, fmt.Errorf("member announcement: peer record: %w", err)
+	}
+	pr, ok := rec.(*peer.PeerRecord)
+	switch {
+	case !ok:
+		return nil, errors.New("member announcement: peer record of the wrong type")
+	case pr.PeerID != p:
+		return nil, errors.New("member announcement: peer record of another peer")
+	case !p.MatchesPublicKey(env.PublicKey):
+		return nil, errors.New("member announcement: peer record signed by another key")
+	case len(pr.Addrs) > maxRecordAddrs:
+		return nil, fmt.Errorf("member announcement: peer record of %d addresses", len(pr.Addrs))
+	}
+	return env, nil
+}
+
+// takeRecord keeps a member's verified peer record if it is newer than
+// (or as new as, refreshing it) the one held.
+func (r *roster) takeRecord(env *record.Envelope) {
+	if env != nil && r.records != nil {
+		_, _ = r.records.ConsumePeerRecord(env, recordTTL) // refused: an older one, or the book is full
+	}
+}
+
+// recordOf is the signed peer record held for p, marshalled; nil if none.
+func (r *roster) recordOf(p peer.ID) []byte {
+	if r.records == nil {
+		return nil
+	}
+	env := r.records.GetPeerRecord(p)
+	if env == nil {
+		return nil
+	}
+	b, err := env.Marshal()
+	if err != nil || len(b) > maxPeerRecord {
+		return nil
+	}
+	return b
+}
+
+// ownPeerRecord is this node's signed peer record: the host's (identify
+// hands out the same one), or, for hosts that sign none (mocknet), one of
+// our own, made again when our addresses change.
+func (r *roster) ownPeerRecord() []byte {
+	if b := r.recordOf(r.self.id); b != nil {
+		if _, err := verifyPeerRecord(b, r.self.id); err == nil {
+			return b
+		}
+	}
+	addrs := r.self.addrs()
+	addrs = addrs[:min(len(addrs), maxRecordAddrs)]
+	key := fmt.Sprint(addrs)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.ownRecord != nil && r.ownRecordAddr == key {
+		return r.ownRecord
+	}
+	if r.self.key == nil {
+		return nil
+	}
+	env, err := record.Seal(peer.PeerRecordFromAddrInfo(peer.AddrInfo{ID: r.self.id, Addrs: addrs}), r.self.key)
+	if err != nil {
+		return nil
+	}
+	b, err := env.Marshal()
+	if err != nil || len(b) > maxPeerRecord {
+		return nil
+	}
+	r.ownRecord, r.ownRecordAddr = b, key
+	return b
 }
 
 type dirEntry struct {
@@ -193,8 +327,8 @@ func (r *roster) Credential(d did.DID) *did.Credential {
 
 // Announcement is this node's own member announcement.
 func (r *roster) Announcement() ([]byte, error) {
-	return json.Marshal(announcement{V: 1, Credential: r.self.credential().Raw, KeyPackage: r.self.keyPackage(),
-		Addrs: multiaddrStrings(r.self.addrs())})
+	return json.Marshal(announcement{V: announcementVersion, Credential: r.self.credential().Raw,
+		KeyPackage: r.self.keyPackage(), PeerRecord: r.ownPeerRecord()})
 }
 
 // ApplyMember implements pubsub.Directory.
@@ -209,21 +343,20 @@ func (r *roster) ApplyMember(zone string, token []byte) (bool, error) {
 	known := r.verified[raw]
 	r.mu.Unlock()
 	if known != nil {
-		// Held and authentic: spread it, apply nothing; unless its
-		// credential has since expired or been revoked.
+		// Held and authentic, its peer record (if any) taken: spread it,
+		// apply nothing; unless its credential has since expired or been
+		// revoked.
 		return false, r.admits(known, zone)
 	}
-	var a announcement
-	if err := wire.DecodeStrict(token, &a); err != nil {
-		return false, fmt.Errorf("malformed member announcement: %w", err)
-	}
-	if a.V != 1 {
-		return false, fmt.Errorf("malformed member announcement: version %d, want 1", a.V)
+	a, err := decodeAnnouncement(token)
+	if err != nil {
+		return false, err
 	}
 	// Every new peer's sync repeats the announcements this node already
 	// holds; verifying each again made joining a mesh of N members cost
 	// O(N) credential verifications per connection. The cache is keyed by
-	// the signed parts only: relayers list different addresses.
+	// the parts the issuer signed: copies differ in the peer record they
+	// carry (the member's newest one that each relayer holds).
 	sum := [32]byte(pubsub.HashMember(a.Credential, a.KeyPackage))
 	// Claim the hash before verifying (nil: in flight), so that the copies
 	// arriving at once from several new peers are verified once; a
@@ -236,7 +369,24 @@ func (r *roster) ApplyMember(zone string, token []byte) (bool, error) {
 	r.mu.Unlock()
 	switch {
 	case known != nil:
-		return false, r.admits(known, zone)
+		// A copy of a held announcement: its peer record may be newer
+		// than the one held (the first copy's relayer had an older one).
+		if err := r.admits(known, zone); err != nil {
+			return false, err
+		}
+		p, err := known.Subject.PeerID()
+		if err != nil {
+			return false, err
+		}
+		env, err := verifyPeerRecord(a.PeerRecord, p)
+		if err != nil {
+			return false, err
+		}
+		// Not cached by its raw hash: copies may differ in anything a
+		// relayer writes, and a cache entry per copy would grow without
+		// bound. A copy costs a decoding and a signature check.
+		r.takeRecord(env)
+		return false, nil
 	case present:
 		return false, fmt.Errorf("%w: announcement being verified", pubsub.ErrStale)
 	}
@@ -260,6 +410,13 @@ func (r *roster) ApplyMember(zone string, token []byte) (bool, error) {
 	if err != nil {
 		return false, err
 	}
+	env, err := verifyPeerRecord(a.PeerRecord, p)
+	if err != nil {
+		return false, err
+	}
+	// The newest record wins whatever the announcement: a relayed older
+	// announcement may carry a newer record.
+	r.takeRecord(env)
 	r.mu.Lock()
 	old, had := r.directory[p]
 	same := had && old.cred.ID == cred.ID && bytes.Equal(old.kp.Public, kp.Public)
@@ -282,13 +439,6 @@ func (r *roster) ApplyMember(zone string, token []byte) (bool, error) {
 		return false, nil
 	}
 	r.changed(p)
-	var addrs []ma.Multiaddr
-	for _, s := range a.Addrs {
-		if m, err := ma.NewMultiaddr(s); err == nil && len(addrs) < 16 {
-			addrs = append(addrs, m)
-		}
-	}
-	r.addrs.AddAddrs(p, addrs, peerstore.RecentlyConnectedAddrTTL)
 	return true, nil
 }
 
@@ -423,8 +573,10 @@ func (r *roster) MemberTokens(want []pubsub.MemberHash) [][]byte {
 		if h.kp == nil { // ourselves
 			tok, err = r.Announcement()
 		} else {
-			tok, err = json.Marshal(announcement{V: 1, Credential: h.cred.Raw, KeyPackage: h.kp.Marshal(),
-				Addrs: multiaddrStrings(r.addrs.Addrs(h.id))})
+			// Only the member's own signed record: never an address this
+			// node learned from anyone else.
+			tok, err = json.Marshal(announcement{V: announcementVersion, Credential: h.cred.Raw,
+				KeyPackage: h.kp.Marshal(), PeerRecord: r.recordOf(h.id)})
 		}
 		if err == nil {
 			out = append(out, tok)

@@ -36,7 +36,7 @@ func TestApplyMemberVerifiesOnce(t *testing.T) {
 	if err := json.Unmarshal(tok, &other); err != nil {
 		t.Fatal(err)
 	}
-	other.Addrs = []string{"/ip4/127.0.0.9/tcp/4101"}
+	other.V, other.PeerRecord, other.Addrs = 1, nil, []string{"/ip4/127.0.0.9/tcp/4101"}
 	relayed, _ := json.Marshal(other)
 	// A copy is authentic and held: nothing to apply, but no error either,
 	// so the control topic spreads it on.

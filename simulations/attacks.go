@@ -119,6 +119,8 @@ var attacks = []struct {
 	{"key-equivocation", attackKeyEquivocation},
 	{"time-edge", attackTimeEdge},
 	{"control-flood", attackControlFlood},
+	{"forged-addresses", attackForgedAddresses},
+	{"unauth-conn-flood", attackUnauthConnFlood},
 	{"replay-beyond", attackReplayBeyond},
 }
 
