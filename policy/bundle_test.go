@@ -38,7 +38,7 @@ func pinned(ids ...*did.Identity) func(did.DID) bool {
 
 func sign(t testing.TB, issuer *did.Identity, modules map[string]string, version uint64) []byte {
 	t.Helper()
-	tok, err := SignBundle(issuer, modules, version, t0)
+	tok, err := SignBundle(issuer, modules, version, Scope{}, t0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -281,7 +281,7 @@ func TestSignBundleRefuses(t *testing.T) {
 		{"too large", map[string]string{"open.rego": allowAll + strings.Repeat("# comment\n", 80_000)}, 1, ErrTooLarge},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if _, err := SignBundle(issuer, tc.modules, tc.version, t0); !errors.Is(err, tc.want) {
+			if _, err := SignBundle(issuer, tc.modules, tc.version, Scope{}, t0); !errors.Is(err, tc.want) {
 				t.Fatalf("err = %v, want %v", err, tc.want)
 			}
 		})

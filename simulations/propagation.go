@@ -384,7 +384,7 @@ func propagateSize(ctx context.Context, env *Env, sc *Scenario, n int, sec *Sect
 
 	// (b) A new policy bundle: the default policy, signed as version 2.
 	const bundleVersion = 2
-	bundle, err := policy.SignBundle(c.Issuer, policy.DefaultModules(), bundleVersion, time.Now())
+	bundle, err := policy.SignBundle(c.Issuer, policy.DefaultModules(), bundleVersion, policy.Scope{Mesh: c.cfg.Mesh, Expires: time.Now().Add(24 * time.Hour)}, time.Now())
 	if err != nil {
 		return nil, nil, err
 	}
