@@ -1,0 +1,211 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/ztmesh/ztmesh/did"
+	"github.com/ztmesh/ztmesh/policy"
+)
+
+// meshBundle signs a bundle for the test mesh's default mesh, valid for an
+// hour of the mesh's clock; allow is the Rego rule body's value.
+func (m *mesh) meshBundle(version uint64, allow string, scope policy.Scope) []byte {
+	m.t.Helper()
+	if scope == (policy.Scope{}) {
+		scope = policy.Scope{Mesh: DefaultMesh, Expires: m.clock.now().Add(time.Hour)}
+	}
+	tok, err := policy.SignBundle(m.issuer, map[string]string{"p.rego": "package ztmesh.authz\n\nallow := " + allow + "\n"},
+		version, scope, m.clock.now())
+	if err != nil {
+		m.t.Fatal(err)
+	}
+	return tok
+}
+
+// TestRestartKeepsControlState: a node restarted after it accepted a
+// revocation list and a policy bundle from the mesh still refuses the
+// revoked node when that node is the first to connect, still runs the
+// bundle, and refuses the superseded bundle as a rollback.
+func TestRestartKeepsControlState(t *testing.T) {
+	m := newMesh(t)
+	b, c := m.startIn([]string{"north"}), m.startIn([]string{"north"})
+	list, err := did.SignRevocationList(m.issuer, &did.RevocationList{Version: 1, Subjects: []did.DID{c.DID()}}, m.clock.now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.control.ApplyRevocations([]byte(list)); err != nil {
+		t.Fatal(err)
+	}
+	v1 := m.meshBundle(1, "true", policy.Scope{})
+	if _, err := b.control.ApplyPolicyBundle(v1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.control.ApplyPolicyBundle(m.meshBundle(2, "false", policy.Scope{})); err != nil {
+		t.Fatal(err)
+	}
+
+	b = m.restart(b)
+	if v := b.Policy().Version(); v != 2 {
+		t.Fatalf("after restart: policy version %d (%s), want bundle version 2", v, b.Policy().Source())
+	}
+	// c, the revoked node, connects first.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = c.host.Connect(ctx, peer.AddrInfo{ID: b.host.ID(), Addrs: b.host.Addrs()})
+	eventually(t, 10*time.Second, "b refuses revoked c", func() bool {
+		return b.logs.find(map[string]string{"event_type": "connection_refused", "reason": "revoked"}) != nil ||
+			b.logs.find(map[string]string{"event_type": "peer_dropped", "reason": "revoked"}) != nil
+	})
+	if verifiedBy(b, c.host.ID()) {
+		t.Fatal("restarted b verified revoked c")
+	}
+	if _, err := b.control.ApplyPolicyBundle(v1); !errors.Is(err, policy.ErrRollback) {
+		t.Fatalf("superseded bundle v1 after restart: err %v, want a rollback", err)
+	}
+	if v := b.Policy().Version(); v != 2 {
+		t.Fatalf("policy version %d after the rollback attempt", v)
+	}
+}
+
+// TestExpiredBundleKeepsItsFloor: a persisted bundle that has expired by
+// the restart is not put in force, but its version is still the floor.
+func TestExpiredBundleKeepsItsFloor(t *testing.T) {
+	m := newMesh(t)
+	b := m.startIn([]string{"north"})
+	v5 := m.meshBundle(5, "false", policy.Scope{})
+	if _, err := b.control.ApplyPolicyBundle(v5); err != nil {
+		t.Fatal(err)
+	}
+	m.clock.advance(2 * time.Hour)
+	b = m.restart(b)
+	if v := b.Policy().Version(); v != 0 {
+		t.Fatalf("expired bundle put in force after restart: version %d", v)
+	}
+	if b.logs.find(map[string]string{"event_type": "policy_refused", "reason": "expired"}) == nil {
+		t.Error("no log saying why the persisted bundle is not in force")
+	}
+	if _, err := b.control.ApplyPolicyBundle(m.meshBundle(4, "true", policy.Scope{})); !errors.Is(err, policy.ErrRollback) {
+		t.Fatalf("bundle below the expired one's version: err %v, want a rollback", err)
+	}
+	if _, err := b.control.ApplyPolicyBundle(m.meshBundle(6, "false", policy.Scope{})); err != nil {
+		t.Fatalf("newer bundle: %v", err)
+	}
+}
+
+// TestMeshBundleRefusals: bundles from the mesh for another mesh, expired,
+// or in the first format (no mesh, no expiry) are refused and change
+// nothing; a second bundle under a version already held is equivocation,
+// logged at ERROR with both digests and counted once.
+func TestMeshBundleRefusals(t *testing.T) {
+	m := newMesh(t)
+	b := m.startIn([]string{"north"})
+	now := m.clock.now()
+	legacy, err := policy.SignBundle(m.issuer, map[string]string{"p.rego": "package ztmesh.authz\n\nallow := true\n"}, 9, policy.Scope{}, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name   string
+		bundle []byte
+		want   error
+		reason string
+	}{
+		{"another mesh", m.meshBundle(9, "true", policy.Scope{Mesh: "other", Expires: now.Add(time.Hour)}), policy.ErrOtherMesh, "other_mesh"},
+		{"expired", m.meshBundle(9, "true", policy.Scope{Mesh: DefaultMesh, Expires: now.Add(-time.Second)}), policy.ErrExpired, "expired"},
+		{"first format", legacy, policy.ErrOtherMesh, "other_mesh"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := b.control.ApplyPolicyBundle(tc.bundle); !errors.Is(err, tc.want) {
+				t.Fatalf("err %v, want %v", err, tc.want)
+			}
+			if b.logs.find(map[string]string{"event_type": "policy_refused", "reason": tc.reason}) == nil {
+				t.Errorf("no policy_refused log with reason %s", tc.reason)
+			}
+			if v := b.Policy().Version(); v != 0 {
+				t.Fatalf("policy version %d after a refused bundle", v)
+			}
+		})
+	}
+
+	held := m.meshBundle(3, "false", policy.Scope{})
+	if _, err := b.control.ApplyPolicyBundle(held); err != nil {
+		t.Fatal(err)
+	}
+	twin := m.meshBundle(3, "true", policy.Scope{})
+	for range 3 {
+		if _, err := b.control.ApplyPolicyBundle(twin); !errors.Is(err, errEquivocation) {
+			t.Fatalf("second bundle with version 3: err %v, want equivocation", err)
+		}
+	}
+	line := b.logs.find(map[string]string{"event_type": "control_equivocation", "held_sha256": digest(held), "refused_sha256": digest(twin)})
+	if line == nil || line["level"] != "ERROR" {
+		t.Fatalf("equivocation not logged at ERROR with both digests: %v", line)
+	}
+	if got := counterValue(t, b, "ztmesh_control_equivocations_total", "policy_bundle"); got != 1 {
+		t.Fatalf("ztmesh_control_equivocations_total{kind=policy_bundle} = %v, want 1 (one distinct pair)", got)
+	}
+}
+
+// TestCorruptControlStateStopsNode: a control state file that does not
+// verify stops New with an error naming the file and the recovery.
+func TestCorruptControlStateStopsNode(t *testing.T) {
+	m := newMesh(t)
+	b := m.startIn([]string{"north"})
+	if _, err := b.control.ApplyPolicyBundle(m.meshBundle(2, "false", policy.Scope{})); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(b.dir, controlDirName, controlBundleFile)
+	data, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data[len(data)/2] ^= 1
+	if err := os.WriteFile(file, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	off := false
+	_, err = New(Config{Dir: b.dir, Listen: []string{"/ip4/127.0.0.1/tcp/0"}, TrustIssuers: []string{m.issuer.DID().String()}, MDNS: &off},
+		Options{Identity: b.id, Logger: slog.New(slog.DiscardHandler), Now: m.clock.now})
+	if !errors.Is(err, errControlState) {
+		t.Fatalf("New with a corrupt bundle file: err %v, want errControlState", err)
+	}
+	for _, want := range []string{file, "mv "} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not mention %q", err, want)
+		}
+	}
+}
+
+// counterValue reads a counter with one label value from a node's registry.
+func counterValue(t *testing.T, n *testNode, name, label string) float64 {
+	t.Helper()
+	fams, err := n.metrics.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range fams {
+		if f.GetName() != name {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetValue() == label {
+					return m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return 0
+}
