@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"sync"
 	"time"
 
@@ -29,6 +30,50 @@ type handshakes struct {
 	mu      sync.Mutex
 	pending map[peer.ID]*time.Timer // connected peers awaiting the handshake
 	closed  bool
+
+	refMu     sync.Mutex
+	refusedBy map[peer.ID]refusal // peers whose last answer refused our credential
+}
+
+// refusal is what a peer answered when it refused our credential, and when.
+type refusal struct {
+	reason string
+	at     time.Time
+}
+
+// maxRefusals bounds how many refusing peers a node remembers.
+const maxRefusals = 256
+
+// noteAnswer records a peer's answer to our credential: a refusal is kept
+// (for status and the bootstrap backoff) until the peer accepts it.
+func (h *handshakes) noteAnswer(p peer.ID, accepted bool, reason string) {
+	h.refMu.Lock()
+	defer h.refMu.Unlock()
+	if accepted {
+		delete(h.refusedBy, p)
+		return
+	}
+	if h.refusedBy == nil {
+		h.refusedBy = map[peer.ID]refusal{}
+	}
+	if _, ok := h.refusedBy[p]; ok || len(h.refusedBy) < maxRefusals {
+		h.refusedBy[p] = refusal{reason: reason, at: h.n.now()}
+	}
+}
+
+// refusedBy reports whether p's last answer refused our credential.
+func (h *handshakes) refused(p peer.ID) (refusal, bool) {
+	h.refMu.Lock()
+	defer h.refMu.Unlock()
+	r, ok := h.refusedBy[p]
+	return r, ok
+}
+
+// refusals returns every refusal on record.
+func (h *handshakes) refusals() map[peer.ID]refusal {
+	h.refMu.Lock()
+	defer h.refMu.Unlock()
+	return maps.Clone(h.refusedBy)
 }
 
 // stop stops every grace timer; no new one starts.
@@ -130,6 +175,7 @@ func (h *handshakes) presentTo(ctx context.Context, p peer.ID) {
 		s.Reset()
 		return
 	}
+	h.noteAnswer(p, res.Accepted, res.Reason)
 	if !res.Accepted {
 		h.n.log.Warn("our credential was refused by peer", "event_type", "credential_refused_by_peer",
 			"peer", p.String(), "reason", res.Reason)

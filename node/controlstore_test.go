@@ -2,6 +2,9 @@ package node
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/json"
+	"net/http/httptest"
 	"errors"
 	"log/slog"
 	"os"
@@ -13,6 +16,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/ztmesh/ztmesh/did"
+	"github.com/ztmesh/ztmesh/node/api"
 	"github.com/ztmesh/ztmesh/policy"
 )
 
@@ -208,4 +212,67 @@ func counterValue(t *testing.T, n *testNode, name, label string) float64 {
 		}
 	}
 	return 0
+}
+
+// TestRefusedNodeKnowsAndBacksOff: a node whose credential its bootstrap
+// peer refuses (here: revoked) records what the peer said and when, logs
+// it at WARN, and reconnects with a growing backoff instead of once a
+// second.
+func TestRefusedNodeKnowsAndBacksOff(t *testing.T) {
+	m := newMesh(t)
+	b := m.startIn([]string{"north"})
+	id, err := did.GenerateIdentity(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cred := m.credZones(m.issuer, id, did.IssueOptions{Now: m.clock.now(), ID: "urn:uuid:refused-node"}, "north")
+	list, err := did.SignRevocationList(m.issuer, &did.RevocationList{Version: 1, Credentials: []string{"urn:uuid:refused-node"}}, m.clock.now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.control.ApplyRevocations([]byte(list)); err != nil {
+		t.Fatal(err)
+	}
+	addr := b.host.Addrs()[0].String() + "/p2p/" + b.host.ID().String()
+	c := m.startWith(id, cred, func(cfg *Config) { cfg.Bootstrap = []string{addr} })
+
+	var waits []time.Duration
+	eventually(t, 30*time.Second, "two backoffs after refusals", func() bool {
+		waits = waits[:0]
+		c.logs.mu.Lock()
+		defer c.logs.mu.Unlock()
+		for _, l := range c.logs.lines {
+			if l["event_type"] == "bootstrap_refused" && l["reason"] == "revoked" && l["level"] == "WARN" {
+				d, err := time.ParseDuration(l["retry_in"].(string))
+				if err != nil {
+					t.Fatal(err)
+				}
+				waits = append(waits, d)
+			}
+		}
+		return len(waits) >= 2
+	})
+	if waits[1] <= waits[0] {
+		t.Fatalf("backoff does not grow after refusals: %v", waits)
+	}
+	r, ok := c.handshakes.refused(b.host.ID())
+	if !ok || r.reason != "revoked" || r.at.IsZero() {
+		t.Fatalf("refusal on record: %+v %v", r, ok)
+	}
+	rec := httptestStatus(t, c)
+	if len(rec.RefusedBy) != 1 || rec.RefusedBy[0].Reason != "revoked" || rec.RefusedBy[0].Peer != b.host.ID().String() {
+		t.Fatalf("status refused_by: %+v", rec.RefusedBy)
+	}
+}
+
+// httptestStatus calls the node's status handler.
+func httptestStatus(t *testing.T, n *testNode) api.Status {
+	t.Helper()
+	w := httptest.NewRecorder()
+	(&apiServer{n: n.Node}).status(w, httptest.NewRequest("GET", "/v1/status", nil))
+	var st api.Status
+	if err := json.Unmarshal(w.Body.Bytes(), &st); err != nil {
+		t.Fatal(err)
+	}
+	return st
 }

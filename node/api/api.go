@@ -36,6 +36,16 @@ type Status struct {
 	Revocations    []Revocation `json:"revocations"`
 	PolicyVersion  uint64       `json:"policy_version"` // 0 for the embedded or a file policy
 	PolicySource   string       `json:"policy_source"`  // embedded, file:PATH or bundle:ISSUER
+	// RefusedBy lists the peers whose last answer refused this node's
+	// credential: what they said and when.
+	RefusedBy []Refusal `json:"refused_by"`
+}
+
+// Refusal is a peer's refusal of this node's credential.
+type Refusal struct {
+	Peer   string `json:"peer"`
+	Reason string `json:"reason"` // the peer's one-word reason: revoked, expired, quarantined, ...
+	At     string `json:"at"`     // RFC 3339
 }
 
 // Credential is a credential's claims and validity.
