@@ -42,6 +42,7 @@ type controller struct {
 
 	refMu    sync.Mutex // serializes reference values
 	refStamp fileStamp
+	heldRef  heldArtifact // the highest reference values accepted
 
 	eqMu   sync.Mutex
 	eqSeen map[string]bool // digests of equivocating artifacts already reported
@@ -127,7 +128,17 @@ func (c *controller) restore() error {
 		}
 	}
 	if raw := st.get(controlRefFile); raw != nil {
-		if _, _, err := c.n.references.Update(raw); err != nil {
+		ref, err := attest.VerifyReference(raw, c.n.verifier.Trusts)
+		if err != nil {
+			return st.corrupt(controlRefFile, err)
+		}
+		c.heldRef = heldArtifact{issuer: ref.Issuer, version: ref.Version, raw: ref.Raw}
+		// Values of the first format came from the operator's file.
+		if err := ref.CheckScope(c.n.cfg.Mesh, c.n.now()); ref.Mesh != "" && err != nil {
+			c.n.references.RaiseFloor(ref.Version)
+			c.n.log.Warn("persisted reference values not put in force; their version stays the floor", "event_type", "reference_refused",
+				"reason", oneLine(err), "version", ref.Version)
+		} else if _, _, err := c.n.references.Update(raw); err != nil {
 			return st.corrupt(controlRefFile, err)
 		}
 	}
@@ -450,8 +461,15 @@ func (c *controller) policyChanged() {
 // ApplyReference implements pubsub.Control: issuer-signed reference
 // values, newer than those in force.
 func (c *controller) ApplyReference(token []byte) (bool, error) {
+	return c.applyReference(token, true)
+}
+
+// applyReference persists and puts in force reference values from the mesh
+// (which must name this mesh and not be expired) or from the operator's
+// file (trusted in either format).
+func (c *controller) applyReference(token []byte, fromMesh bool) (bool, error) {
 	c.refMu.Lock()
-	err := c.persistReference(token)
+	err := c.persistReference(token, fromMesh)
 	var ref *attest.Reference
 	changed := false
 	if err == nil {
@@ -477,23 +495,36 @@ func (c *controller) ApplyReference(token []byte) (bool, error) {
 	return true, nil
 }
 
-// persistReference writes reference values newer than those in force to
-// the control state, under refMu; different values under the version in
-// force are equivocation. Anything else is left to References.Update.
-func (c *controller) persistReference(token []byte) error {
+// persistReference writes reference values newer than those held to the
+// control state, under refMu; different values under the version held are
+// equivocation. Anything else is left to References.Update.
+func (c *controller) persistReference(token []byte, fromMesh bool) error {
 	ref, err := attest.VerifyReference(token, c.n.verifier.Trusts)
 	if err != nil {
 		return nil
 	}
-	if cur := c.n.references.Current(); cur != nil {
-		if cur.Version == ref.Version && cur.Issuer == ref.Issuer && string(cur.Raw) != string(ref.Raw) {
-			return c.equivocation("reference", ref.Issuer, ref.Version, cur.Raw, ref.Raw)
-		}
-		if cur.Version >= ref.Version {
-			return nil
+	if fromMesh {
+		if err := ref.CheckScope(c.n.cfg.Mesh, c.n.now()); err != nil {
+			reason := "other_mesh"
+			if errors.Is(err, attest.ErrExpired) {
+				reason = "expired"
+			}
+			c.n.log.Error("reference values refused", "event_type", "reference_refused", "reason", reason, "detail", oneLine(err))
+			return fmt.Errorf("reference values rejected: %w", err)
 		}
 	}
-	return c.store.put(controlRefFile, ref.Raw)
+	held := c.heldRef
+	if held.version == ref.Version && held.issuer == ref.Issuer && string(held.raw) != string(ref.Raw) {
+		return c.equivocation("reference", ref.Issuer, ref.Version, held.raw, ref.Raw)
+	}
+	if ref.Version <= held.version {
+		return nil
+	}
+	if err := c.store.put(controlRefFile, ref.Raw); err != nil {
+		return err
+	}
+	c.heldRef = heldArtifact{issuer: ref.Issuer, version: ref.Version, raw: ref.Raw}
+	return nil
 }
 
 // reloadReference reads the configured reference values file.
@@ -508,7 +539,7 @@ func (c *controller) reloadReference() error {
 	if err != nil {
 		return fmt.Errorf("reference values: %w", err)
 	}
-	if _, err := c.ApplyReference(data); err != nil && !errors.Is(err, pubsub.ErrStale) {
+	if _, err := c.applyReference(data, false); err != nil && !errors.Is(err, pubsub.ErrStale) {
 		c.n.log.Error("reference values refused", "event_type", "reference_refused", "file", c.n.cfg.Reference, "reason", oneLine(err))
 		return err
 	}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/ztmesh/ztmesh/attest"
 	"github.com/ztmesh/ztmesh/did"
 	"github.com/ztmesh/ztmesh/node/api"
 	"github.com/ztmesh/ztmesh/policy"
@@ -275,4 +276,56 @@ func httptestStatus(t *testing.T, n *testNode) api.Status {
 		t.Fatal(err)
 	}
 	return st
+}
+
+// TestMeshReferenceRefusals: reference values from the mesh for another
+// mesh, expired, or of the first format are refused; two different values
+// under one version are equivocation; values that expired by a restart
+// keep their version as the floor.
+func TestMeshReferenceRefusals(t *testing.T) {
+	m := newMesh(t)
+	b := m.startIn([]string{"north"})
+	now := m.clock.now()
+	sign := func(version uint64, binary, mesh string, expires time.Time) []byte {
+		tok, err := attest.SignReference(m.issuer, &attest.Reference{Version: version, AllowedBinaries: []string{binary}, Mesh: mesh, Expires: expires}, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+	bin := strings.Repeat("ab", 32)
+	for _, tc := range []struct {
+		name string
+		ref  []byte
+		want error
+	}{
+		{"another mesh", sign(9, bin, "other", now.Add(time.Hour)), attest.ErrOtherMesh},
+		{"expired", sign(9, bin, DefaultMesh, now.Add(-time.Second)), attest.ErrExpired},
+		{"first format", sign(9, bin, "", time.Time{}), attest.ErrOtherMesh},
+	} {
+		if _, err := b.control.ApplyReference(tc.ref); !errors.Is(err, tc.want) {
+			t.Errorf("%s: err %v, want %v", tc.name, err, tc.want)
+		}
+	}
+	if b.references.Current() != nil {
+		t.Fatal("refused reference values put in force")
+	}
+	held := sign(2, bin, DefaultMesh, now.Add(time.Hour))
+	if _, err := b.control.ApplyReference(held); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.control.ApplyReference(sign(2, strings.Repeat("cd", 32), DefaultMesh, now.Add(time.Hour))); !errors.Is(err, errEquivocation) {
+		t.Fatalf("second reference values with version 2: err %v, want equivocation", err)
+	}
+	if got := counterValue(t, b, "ztmesh_control_equivocations_total", "reference"); got != 1 {
+		t.Fatalf("equivocations{kind=reference} = %v", got)
+	}
+	m.clock.advance(2 * time.Hour)
+	b = m.restart(b)
+	if b.references.Current() != nil {
+		t.Fatal("expired reference values put in force after restart")
+	}
+	if _, err := b.control.ApplyReference(sign(1, bin, DefaultMesh, m.clock.now().Add(time.Hour))); !errors.Is(err, attest.ErrRollback) {
+		t.Fatalf("reference values below the expired ones' version: err %v, want a rollback", err)
+	}
 }
