@@ -60,6 +60,9 @@ type heldArtifact struct {
 // with the same version.
 var errEquivocation = errors.New("issuer equivocation")
 
+// errOtherMesh: a revocation list signed for another mesh.
+var errOtherMesh = errors.New("revocation list for another mesh")
+
 // equivocation refuses got, a different artifact than held under the same
 // issuer and version: evidence that the issuer's key is misused. Each
 // distinct pair is logged at ERROR with both digests and counted once, so
@@ -257,6 +260,10 @@ func (c *controller) persistRevocations(token []byte) error {
 	l, err := did.ParseRevocationList(token, c.n.verifier.Trusts)
 	if err != nil {
 		return nil
+	}
+	if l.Mesh != "" && l.Mesh != c.n.cfg.Mesh {
+		return fmt.Errorf("revocation list rejected: %w: version %d from %s is for mesh %q, this node is in mesh %q",
+			errOtherMesh, l.Version, l.Issuer, l.Mesh, c.n.cfg.Mesh)
 	}
 	for _, cur := range c.n.verifier.Revocations().Lists() {
 		if cur.Issuer != l.Issuer {

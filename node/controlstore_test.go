@@ -329,3 +329,43 @@ func TestMeshReferenceRefusals(t *testing.T) {
 		t.Fatalf("reference values below the expired ones' version: err %v, want a rollback", err)
 	}
 }
+
+// TestRevocationListMesh: a list signed for another mesh is refused; a list
+// of the first format (no mesh) still applies; a second list under the
+// version held from its issuer is equivocation.
+func TestRevocationListMesh(t *testing.T) {
+	m := newMesh(t)
+	b := m.startIn([]string{"north"})
+	victim, err := did.GenerateIdentity(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sign := func(version uint64, mesh string, subjects ...did.DID) []byte {
+		tok, err := did.SignRevocationList(m.issuer, &did.RevocationList{Version: version, Subjects: subjects, Mesh: mesh}, m.clock.now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return []byte(tok)
+	}
+	if _, err := b.control.ApplyRevocations(sign(1, "other", victim.DID())); !errors.Is(err, errOtherMesh) {
+		t.Fatalf("list for another mesh: err %v", err)
+	}
+	if b.verifier.Revocations().SubjectRevoked(victim.DID()) {
+		t.Fatal("list for another mesh applied")
+	}
+	if _, err := b.control.ApplyRevocations(sign(1, "", victim.DID())); err != nil {
+		t.Fatalf("first-format list: %v", err)
+	}
+	if !b.verifier.Revocations().SubjectRevoked(victim.DID()) {
+		t.Fatal("first-format list not applied")
+	}
+	if _, err := b.control.ApplyRevocations(sign(1, DefaultMesh)); !errors.Is(err, errEquivocation) {
+		t.Fatalf("second list with version 1: err %v, want equivocation", err)
+	}
+	if got := counterValue(t, b, "ztmesh_control_equivocations_total", "revocations"); got != 1 {
+		t.Fatalf("equivocations{kind=revocations} = %v", got)
+	}
+	if _, err := b.control.ApplyRevocations(sign(2, DefaultMesh, victim.DID())); err != nil {
+		t.Fatalf("list for this mesh: %v", err)
+	}
+}
