@@ -637,9 +637,10 @@ func TestRestartKeepsRevocationAndBundleFloor(t *testing.T) {
 		if st := ztmesh(t, "status", "--dir", bDir); !strings.Contains(st, "version 2") {
 			t.Fatalf("kill=%v: b after restart:\n%s", kill, st)
 		}
-		eventually(t, 10*time.Second, "restarted b refuses c as revoked", func() bool {
+		took := eventually(t, 10*time.Second, "restarted b refuses c as revoked", func() bool {
 			return b.logLine(map[string]string{"event_type": "connection_refused", "reason": "revoked"}) != nil
 		})
+		t.Logf("kill=%v: restarted b refused revoked c %s after its API answered", kill, took)
 		if b.verified(cDID) {
 			t.Fatalf("kill=%v: restarted b verified revoked c", kill)
 		}
