@@ -57,6 +57,13 @@ func openControlStore(dataDir string) (*controlStore, error) {
 	if err := os.MkdirAll(filepath.Join(s.dir, controlRevDir), 0o700); err != nil {
 		return nil, fmt.Errorf("%w: %v", errControlState, err)
 	}
+	// MkdirAll leaves an existing directory as it is: the state is the
+	// node's alone.
+	for _, d := range []string{s.dir, filepath.Join(s.dir, controlRevDir)} {
+		if err := os.Chmod(d, 0o700); err != nil {
+			return nil, fmt.Errorf("%w: %v", errControlState, err)
+		}
+	}
 	for _, name := range []string{controlBundleFile, controlRefFile} {
 		if err := s.read(name); err != nil {
 			return nil, err
