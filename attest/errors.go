@@ -26,6 +26,10 @@ var (
 	// ErrRollback: reference values whose version is not higher than the
 	// version in force.
 	ErrRollback = errors.New("reference values rollback")
+	// ErrOtherMesh: reference values signed for another mesh, or for none.
+	ErrOtherMesh = errors.New("reference values for another mesh")
+	// ErrExpired: reference values whose expiry has passed.
+	ErrExpired = errors.New("reference values expired")
 	// ErrNoTPM: there is no TPM device on this machine.
 	ErrNoTPM = errors.New("no TPM")
 	// ErrTPM: the TPM failed to create an attestation key or a quote.

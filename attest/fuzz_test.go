@@ -91,6 +91,9 @@ func FuzzVerifyQuote(f *testing.F) {
 func FuzzVerifyReference(f *testing.F) {
 	issuer := testIdentity(f, 9)
 	f.Add(signRef(f, issuer, testReference()))
+	scoped := testReference()
+	scoped.Mesh, scoped.Expires = "fleet", time.Date(2026, 12, 27, 10, 0, 0, 0, time.UTC)
+	f.Add(signRef(f, issuer, scoped))
 	f.Add([]byte(`{"payload":"","signature":""}`))
 	trusted := trustOnly(issuer.DID())
 	f.Fuzz(func(t *testing.T, data []byte) {

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"golang.org/x/mod/semver"
 
@@ -45,6 +46,11 @@ type Reference struct {
 	Issuer   did.DID
 	Version  uint64
 	IssuedAt time.Time
+	// Mesh is the mesh the values are for and Expires when they stop
+	// applying; both are set, or neither (the first format, which a node
+	// accepts only from a file its operator configured).
+	Mesh    string
+	Expires time.Time
 	// AllowedBinaries are the SHA-256 of the executables allowed to run,
 	// lowercase hex; at least one.
 	AllowedBinaries []string
@@ -88,6 +94,8 @@ type referencePayload struct {
 	Issuer          string            `json:"issuer"`
 	Version         uint64            `json:"version"`
 	IssuedAt        string            `json:"issued_at"`
+	Mesh            string            `json:"mesh,omitempty"`
+	Expires         string            `json:"expires,omitempty"`
 	AllowedBinaries []string          `json:"allowed_binaries"`
 	MinVersions     map[string]string `json:"min_versions"`
 	Forbidden       []forbiddenJSON   `json:"forbidden"`
@@ -112,12 +120,16 @@ func SignReference(issuer *did.Identity, ref *Reference, now time.Time) ([]byte,
 		Issuer:          issuer.DID().String(),
 		Version:         ref.Version,
 		IssuedAt:        now.UTC().Format(time.RFC3339),
+		Mesh:            ref.Mesh,
 		AllowedBinaries: slices.Sorted(slices.Values(ref.AllowedBinaries)),
 		MinVersions:     maps.Clone(ref.MinVersions),
 		Forbidden:       make([]forbiddenJSON, 0, len(ref.Forbidden)),
 		RequireHardware: ref.RequireHardware,
 		PCRs:            make(map[string]string, len(ref.PCRs)),
 		AttestationKeys: slices.Sorted(slices.Values(ref.AttestationKeys)),
+	}
+	if !ref.Expires.IsZero() {
+		p.Expires = ref.Expires.UTC().Format(time.RFC3339)
 	}
 	if p.AttestationKeys == nil {
 		p.AttestationKeys = []string{}
@@ -175,10 +187,18 @@ func decodeReference(payload []byte) (*Reference, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: issued_at: %v", ErrMalformed, err)
 	}
+	var expires time.Time
+	if p.Expires != "" {
+		if expires, err = time.Parse(time.RFC3339, p.Expires); err != nil {
+			return nil, fmt.Errorf("%w: expires: %v", ErrMalformed, err)
+		}
+	}
 	ref := &Reference{
 		Issuer:          iss,
 		Version:         p.Version,
 		IssuedAt:        issued.UTC(),
+		Mesh:            p.Mesh,
+		Expires:         expires.UTC(),
 		AllowedBinaries: p.AllowedBinaries,
 		MinVersions:     p.MinVersions,
 		RequireHardware: p.RequireHardware,
@@ -206,8 +226,30 @@ func decodeReference(payload []byte) (*Reference, error) {
 	return ref, nil
 }
 
+// CheckScope reports whether r applies in mesh at now: signed for that
+// mesh (ErrOtherMesh; the first format names none) and not expired
+// (ErrExpired).
+func (r *Reference) CheckScope(mesh string, now time.Time) error {
+	if r.Mesh == "" {
+		return fmt.Errorf("%w: version %d from %s names no mesh (first format): sign them again with --mesh", ErrOtherMesh, r.Version, r.Issuer)
+	}
+	if r.Mesh != mesh {
+		return fmt.Errorf("%w: version %d from %s are for mesh %q, this node is in mesh %q", ErrOtherMesh, r.Version, r.Issuer, truncate(r.Mesh), mesh)
+	}
+	if !now.Before(r.Expires) {
+		return fmt.Errorf("%w: version %d from %s expired at %s", ErrExpired, r.Version, r.Issuer, r.Expires.Format(time.RFC3339))
+	}
+	return nil
+}
+
 // validate checks the values an issuer may sign.
 func (r *Reference) validate() error {
+	if (r.Mesh == "") != r.Expires.IsZero() {
+		return fmt.Errorf("%w: reference values name both their mesh and their expiry, or neither", ErrMalformed)
+	}
+	if len(r.Mesh) > 64 || !utf8.ValidString(r.Mesh) {
+		return fmt.Errorf("%w: mesh name", ErrMalformed)
+	}
 	if r.Version == 0 {
 		return fmt.Errorf("%w: reference values version must be at least 1", ErrMalformed)
 	}
@@ -271,8 +313,18 @@ func (r *Reference) validate() error {
 type References struct {
 	trusted func(did.DID) bool
 
-	mu  sync.RWMutex
-	cur *Reference
+	mu    sync.RWMutex
+	cur   *Reference
+	floor uint64 // no version at or below it is accepted
+}
+
+// RaiseFloor refuses, from now on, reference values whose version is not
+// above floor (a node restores the highest version it persisted, even of
+// values that have since expired). It never lowers the floor.
+func (r *References) RaiseFloor(floor uint64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.floor = max(r.floor, floor)
 }
 
 // NewReferences returns an empty holder that accepts reference values
@@ -292,6 +344,10 @@ func (r *References) Update(data []byte) (ref *Reference, changed bool, err erro
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if r.cur == nil && ref.Version <= r.floor {
+		return nil, false, fmt.Errorf("reference values rejected: %w: version %d from %s is not newer than version %d accepted before",
+			ErrRollback, ref.Version, ref.Issuer, r.floor)
+	}
 	if cur := r.cur; cur != nil {
 		switch {
 		case ref.Version == cur.Version && bytes.Equal(ref.Raw, cur.Raw):

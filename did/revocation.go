@@ -31,7 +31,10 @@ type RevocationList struct {
 	IssuedAt    time.Time
 	Credentials []string // revoked credential IDs
 	Subjects    []DID    // revoked holders: every credential for them
-	Raw         string   // the signed token
+	// Mesh is the mesh the list is for; "" (lists of the first format)
+	// applies in every mesh: revoking more is the safe direction.
+	Mesh string
+	Raw  string // the signed token
 }
 
 type revocationPayload struct {
@@ -40,6 +43,7 @@ type revocationPayload struct {
 	Version     uint64   `json:"version"`
 	Credentials []string `json:"revokedCredentials"`
 	Subjects    []string `json:"revokedSubjects"`
+	Mesh        string   `json:"mesh,omitempty"`
 }
 
 // SignRevocationList signs l (its Issuer, Raw and IssuedAt fields are set
@@ -54,6 +58,10 @@ func SignRevocationList(issuer *Identity, l *RevocationList, now time.Time) (str
 		Version:     l.Version,
 		Credentials: slices.Clone(l.Credentials),
 		Subjects:    make([]string, 0, len(l.Subjects)),
+		Mesh:        l.Mesh,
+	}
+	if len(l.Mesh) > maxMeshName {
+		return "", fmt.Errorf("%w: mesh name longer than %d bytes", ErrMalformed, maxMeshName)
 	}
 	if p.Credentials == nil {
 		p.Credentials = []string{}
@@ -77,6 +85,9 @@ func SignRevocationList(issuer *Identity, l *RevocationList, now time.Time) (str
 	l.Issuer, l.IssuedAt, l.Raw = issuer.DID(), time.Unix(p.Iat, 0).UTC(), tok
 	return tok, nil
 }
+
+// maxMeshName bounds a revocation list's mesh name.
+const maxMeshName = 64
 
 // ParseRevocationList verifies a revocation list's signature and that its
 // issuer is trusted (trusted reports whether a DID is a pinned issuer).
@@ -125,7 +136,11 @@ func decodeRevocationList(token []byte) (*RevocationList, DID, *jws, error) {
 		Version:     p.Version,
 		IssuedAt:    time.Unix(p.Iat, 0).UTC(),
 		Credentials: p.Credentials,
+		Mesh:        p.Mesh,
 		Raw:         string(j.signingInput) + "." + b64.EncodeToString(j.signature),
+	}
+	if len(p.Mesh) > maxMeshName {
+		return nil, DID{}, nil, fmt.Errorf("%w: mesh name longer than %d bytes", ErrMalformed, maxMeshName)
 	}
 	for _, id := range p.Credentials {
 		if id == "" || len(id) > maxCredentialIDLen {

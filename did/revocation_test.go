@@ -133,6 +133,11 @@ func FuzzParseRevocationList(f *testing.F) {
 	f.Add([]byte(craft(f, issuer, map[string]any{"alg": "EdDSA", "kid": issuer.DID().KeyID(), "typ": RevocationListType},
 		map[string]any{"iss": issuer.DID().String(), "version": 1, "revokedCredentials": []any{nil, 3}})))
 	f.Add([]byte("e30.e30.e30"))
+	meshList, err := SignRevocationList(issuer, &RevocationList{Version: 2, Credentials: []string{"urn:uuid:y"}, Mesh: "fleet"}, time.Unix(1800000000, 0))
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add([]byte(meshList))
 	f.Fuzz(func(t *testing.T, tok []byte) {
 		l, err := ParseRevocationList(tok, trusted)
 		if err != nil {

@@ -14,6 +14,8 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
@@ -143,6 +145,7 @@ func (a *apiServer) status(w http.ResponseWriter, _ *http.Request) {
 		PeersConnected: len(n.host.Network().Peers()),
 		PeersVerified:  n.roster.connected.Len(),
 		Revocations:    []api.Revocation{},
+		RefusedBy:      []api.Refusal{},
 		PolicyVersion:  n.policy.Version(),
 		PolicySource:   n.policy.Source(),
 		Version:        buildinfo.Get().String(),
@@ -155,6 +158,10 @@ func (a *apiServer) status(w http.ResponseWriter, _ *http.Request) {
 			Issuer: l.Issuer.String(), Version: l.Version, Credentials: len(l.Credentials), Subjects: len(l.Subjects),
 		})
 	}
+	for p, r := range n.handshakes.refusals() {
+		st.RefusedBy = append(st.RefusedBy, api.Refusal{Peer: p.String(), Reason: r.reason, At: r.at.UTC().Format(time.RFC3339)})
+	}
+	slices.SortFunc(st.RefusedBy, func(a, b api.Refusal) int { return strings.Compare(a.Peer, b.Peer) })
 	writeJSON(w, st)
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"sync"
 	"time"
 
@@ -31,7 +32,50 @@ type handshakes struct {
 	closed  bool
 
 	unverified *unverifiedConns // inbound connections of peers that proved nothing
-	refusals   refusalLog       // of connections over that budget, in aggregate
+	budgetLog  refusalLog       // refusals of connections over that budget, in aggregate
+	refMu      sync.Mutex
+	refusedBy  map[peer.ID]refusal // peers whose last answer refused our credential
+}
+
+// refusal is what a peer answered when it refused our credential, and when.
+type refusal struct {
+	reason string
+	at     time.Time
+}
+
+// maxRefusals bounds how many refusing peers a node remembers.
+const maxRefusals = 256
+
+// noteAnswer records a peer's answer to our credential: a refusal is kept
+// (for status and the bootstrap backoff) until the peer accepts it.
+func (h *handshakes) noteAnswer(p peer.ID, accepted bool, reason string) {
+	h.refMu.Lock()
+	defer h.refMu.Unlock()
+	if accepted {
+		delete(h.refusedBy, p)
+		return
+	}
+	if h.refusedBy == nil {
+		h.refusedBy = map[peer.ID]refusal{}
+	}
+	if _, ok := h.refusedBy[p]; ok || len(h.refusedBy) < maxRefusals {
+		h.refusedBy[p] = refusal{reason: reason, at: h.n.now()}
+	}
+}
+
+// refusedBy reports whether p's last answer refused our credential.
+func (h *handshakes) refused(p peer.ID) (refusal, bool) {
+	h.refMu.Lock()
+	defer h.refMu.Unlock()
+	r, ok := h.refusedBy[p]
+	return r, ok
+}
+
+// refusals returns every refusal on record.
+func (h *handshakes) refusals() map[peer.ID]refusal {
+	h.refMu.Lock()
+	defer h.refMu.Unlock()
+	return maps.Clone(h.refusedBy)
 }
 
 // stop stops every grace timer; no new one starts.
@@ -99,7 +143,7 @@ func (h *handshakes) admit(c network.Conn) bool {
 		return true
 	}
 	h.n.metrics.refusal("unverified budget")
-	if counts := h.refusals.add(h.n.now(), over); counts != nil {
+	if counts := h.budgetLog.add(h.n.now(), over); counts != nil {
 		h.n.log.Warn("unverified connections refused", "event_type", "connection_refused",
 			"reason", "unverified budget", "refused_over_total", counts["total"], "refused_over_per_ip", counts["per ip"],
 			"unverified", h.unverified.len(), "max", h.unverified.max, "max_per_ip", h.unverified.perIP,
@@ -163,6 +207,7 @@ func (h *handshakes) presentTo(ctx context.Context, p peer.ID) {
 		s.Reset()
 		return
 	}
+	h.noteAnswer(p, res.Accepted, res.Reason)
 	if !res.Accepted {
 		h.n.log.Warn("our credential was refused by peer", "event_type", "credential_refused_by_peer",
 			"peer", p.String(), "reason", res.Reason)

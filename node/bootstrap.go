@@ -16,24 +16,39 @@ const (
 )
 
 // keepConnected connects to a bootstrap peer and reconnects whenever the
-// connection drops, backing off exponentially (with jitter) while it fails.
+// connection drops, backing off exponentially (with jitter) while it fails
+// or while the peer refuses our credential (revoked, expired, quarantined:
+// reconnecting at once would only be refused again). The backoff resets
+// once the peer accepts us.
 func (n *Node) keepConnected(ctx context.Context, ai peer.AddrInfo) {
 	n.host.Peerstore().AddAddrs(ai.ID, ai.Addrs, peerstore.PermanentAddrTTL)
 	backoff := bootstrapMinBackoff
+	waited := false // the backoff after a refusal has been waited
 	for {
 		wait := time.Second
 		if n.host.Network().Connectedness(ai.ID) != network.Connected {
-			cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-			err := n.host.Connect(cctx, ai)
-			cancel()
-			if err != nil {
-				n.log.Debug("bootstrap peer unreachable", "event_type", "bootstrap_failed", "peer", ai.ID.String(),
-					"reason", err.Error(), "retry_in", backoff.String())
+			if r, refused := n.handshakes.refused(ai.ID); refused && !waited {
 				wait = backoff + rand.N(backoff/2)
+				n.log.Warn("bootstrap peer refused this node; reconnecting later", "event_type", "bootstrap_refused",
+					"peer", ai.ID.String(), "reason", r.reason, "refused_at", r.at.UTC().Format(time.RFC3339), "retry_in", wait.String())
 				backoff = min(2*backoff, bootstrapMaxBackoff)
+				waited = true
 			} else {
-				n.log.Info("connected to bootstrap peer", "event_type", "bootstrap_connected", "peer", ai.ID.String())
-				backoff = bootstrapMinBackoff
+				waited = false
+				cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+				err := n.host.Connect(cctx, ai)
+				cancel()
+				if err != nil {
+					wait = backoff + rand.N(backoff/2)
+					n.log.Warn("bootstrap peer unreachable", "event_type", "bootstrap_failed", "peer", ai.ID.String(),
+						"reason", err.Error(), "retry_in", wait.String())
+					backoff = min(2*backoff, bootstrapMaxBackoff)
+				} else {
+					n.log.Info("connected to bootstrap peer", "event_type", "bootstrap_connected", "peer", ai.ID.String())
+					if _, refused := n.handshakes.refused(ai.ID); !refused {
+						backoff = bootstrapMinBackoff
+					}
+				}
 			}
 		}
 		select {

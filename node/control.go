@@ -29,17 +29,123 @@ import (
 // their trust (trust book); evidence and quarantine announcements pass
 // through it to the trust book's side of the node.
 type controller struct {
-	n *Node
+	n     *Node
+	store *controlStore // what it accepted, durable across restarts
 
 	revMu    sync.Mutex // serializes revocation reloads
 	revStamp fileStamp
 
-	polMu    sync.Mutex // serializes policy reloads and bundles
-	polStamp fileStamp
-	bundle   []byte // the signed policy bundle in force, if any
+	polMu      sync.Mutex // serializes policy reloads and bundles
+	polStamp   fileStamp
+	bundle     []byte       // the signed policy bundle in force, if any
+	heldBundle heldArtifact // the highest bundle accepted, in force or expired
 
-	refMu    sync.Mutex
+	refMu    sync.Mutex // serializes reference values
 	refStamp fileStamp
+	heldRef  heldArtifact // the highest reference values accepted
+
+	eqMu   sync.Mutex
+	eqSeen map[string]bool // digests of equivocating artifacts already reported
+}
+
+// heldArtifact is the highest version of a control artifact accepted: the
+// floor for the next one.
+type heldArtifact struct {
+	issuer  did.DID
+	version uint64
+	raw     []byte
+}
+
+// errEquivocation: an issuer signed two different artifacts of one kind
+// with the same version.
+var errEquivocation = errors.New("issuer equivocation")
+
+// errOtherMesh: a revocation list signed for another mesh.
+var errOtherMesh = errors.New("revocation list for another mesh")
+
+// equivocation refuses got, a different artifact than held under the same
+// issuer and version: evidence that the issuer's key is misused. Each
+// distinct pair is logged at ERROR with both digests and counted once, so
+// a replayed artifact does not flood the log.
+func (c *controller) equivocation(kind string, issuer did.DID, version uint64, held, got []byte) error {
+	heldSum, gotSum := digest(held), digest(got)
+	c.eqMu.Lock()
+	first := !c.eqSeen[kind+gotSum]
+	if c.eqSeen == nil {
+		c.eqSeen = map[string]bool{}
+	}
+	if len(c.eqSeen) < 1024 {
+		c.eqSeen[kind+gotSum] = true
+	}
+	c.eqMu.Unlock()
+	if first {
+		c.n.log.Error("control artifact refused: its issuer signed another one with the same version",
+			"event_type", "control_equivocation", "reason", "equivocation", "kind", kind, "issuer", issuer.String(),
+			"version", version, "held_sha256", heldSum, "refused_sha256", gotSum)
+		if c.n.metrics != nil {
+			c.n.metrics.equivocations.WithLabelValues(kind).Inc()
+		}
+	}
+	return fmt.Errorf("%s refused: %w: %s signed version %d twice (held sha256 %s, refused sha256 %s)",
+		kind, errEquivocation, issuer, version, heldSum, gotSum)
+}
+
+// restore puts in force the control state persisted in the data dir (New,
+// before the host exists: nothing is admitted under less than was
+// accepted before the restart). Every stored artifact's version becomes a
+// floor; a stored bundle that has expired, or names another mesh, keeps its
+// floor but is not put in force. Anything that does not verify stops the
+// node (fail closed).
+func (c *controller) restore() error {
+	st, err := openControlStore(c.n.cfg.Dir)
+	if err != nil {
+		return err
+	}
+	c.store = st
+	for _, raw := range st.revocationLists() {
+		if _, _, err := c.n.verifier.Revocations().Update(raw); err != nil {
+			l, _ := did.ParseRevocationList(raw, func(did.DID) bool { return true })
+			name := controlRevDir
+			if l != nil {
+				name = revocationsName(l.Issuer)
+			}
+			return st.corrupt(name, err)
+		}
+	}
+	if raw := st.get(controlBundleFile); raw != nil {
+		b, err := policy.VerifyBundle(raw, c.n.verifier.Trusts)
+		if err != nil {
+			return st.corrupt(controlBundleFile, err)
+		}
+		c.heldBundle = heldArtifact{issuer: b.Issuer, version: b.Version, raw: b.Raw}
+		if err := b.CheckScope(c.n.cfg.Mesh, c.n.now()); err != nil {
+			c.n.policy.RaiseBundleFloor(b.Version)
+			c.n.log.Warn("persisted policy bundle not put in force; its version stays the floor", "event_type", "policy_refused",
+				"reason", oneLine(err), "version", b.Version)
+		} else {
+			if _, err := c.n.policy.ApplyBundle(raw, c.n.verifier.Trusts); err != nil {
+				return st.corrupt(controlBundleFile, err)
+			}
+			c.bundle = b.Raw
+			c.n.log.Info("policy bundle restored", "event_type", "policy_applied", "source", "control state", "issuer", b.Issuer.String(), "version", b.Version)
+		}
+	}
+	if raw := st.get(controlRefFile); raw != nil {
+		ref, err := attest.VerifyReference(raw, c.n.verifier.Trusts)
+		if err != nil {
+			return st.corrupt(controlRefFile, err)
+		}
+		c.heldRef = heldArtifact{issuer: ref.Issuer, version: ref.Version, raw: ref.Raw}
+		// Values of the first format came from the operator's file.
+		if err := ref.CheckScope(c.n.cfg.Mesh, c.n.now()); ref.Mesh != "" && err != nil {
+			c.n.references.RaiseFloor(ref.Version)
+			c.n.log.Warn("persisted reference values not put in force; their version stays the floor", "event_type", "reference_refused",
+				"reason", oneLine(err), "version", ref.Version)
+		} else if _, _, err := c.n.references.Update(raw); err != nil {
+			return st.corrupt(controlRefFile, err)
+		}
+	}
+	return nil
 }
 
 // ApplyEvidence implements pubsub.Control (trust.go).
@@ -119,10 +225,17 @@ func (c *controller) applyRevocations(token []byte, source string) (bool, error)
 	return changed, err
 }
 
-// updateRevocations puts a revocation list in force in the verifier.
+// updateRevocations persists a revocation list, then puts it in force in
+// the verifier.
 func (c *controller) updateRevocations(token []byte, source string) (bool, error) {
 	c.revMu.Lock()
 	defer c.revMu.Unlock()
+	if err := c.persistRevocations(token); err != nil {
+		if !errors.Is(err, did.ErrRollback) {
+			c.n.log.Error("revocation list refused", "event_type", "revocations_refused", "source", source, "reason", oneLine(err))
+		}
+		return false, err
+	}
 	list, changed, err := c.n.verifier.Revocations().Update(token)
 	if err != nil {
 		if !errors.Is(err, did.ErrRollback) || source != "mesh" {
@@ -137,6 +250,33 @@ func (c *controller) updateRevocations(token []byte, source string) (bool, error
 	c.n.log.Info("revocation list applied", "event_type", "revocations_applied", "source", source, "issuer", list.Issuer.String(),
 		"version", list.Version, "credentials", len(list.Credentials), "subjects", len(list.Subjects))
 	return true, nil
+}
+
+// persistRevocations writes a list newer than the one held from its
+// issuer to the control state; a different list under the held version is
+// equivocation. Anything else (older, the same, not verifying) is left to
+// Revocations.Update to refuse or ignore.
+func (c *controller) persistRevocations(token []byte) error {
+	l, err := did.ParseRevocationList(token, c.n.verifier.Trusts)
+	if err != nil {
+		return nil
+	}
+	if l.Mesh != "" && l.Mesh != c.n.cfg.Mesh {
+		return fmt.Errorf("revocation list rejected: %w: version %d from %s is for mesh %q, this node is in mesh %q",
+			errOtherMesh, l.Version, l.Issuer, l.Mesh, c.n.cfg.Mesh)
+	}
+	for _, cur := range c.n.verifier.Revocations().Lists() {
+		if cur.Issuer != l.Issuer {
+			continue
+		}
+		if cur.Version == l.Version && cur.Raw != l.Raw {
+			return c.equivocation("revocations", l.Issuer, l.Version, []byte(cur.Raw), []byte(l.Raw))
+		}
+		if cur.Version >= l.Version {
+			return nil
+		}
+	}
+	return c.store.put(revocationsName(l.Issuer), []byte(l.Raw))
 }
 
 // enforceRevocations disconnects every peer whose credential or DID is now
@@ -222,19 +362,69 @@ func (c *controller) ApplyPolicyBundle(token []byte) (bool, error) {
 		c.polMu.Unlock()
 		return false, nil
 	}
-	b, err := c.n.policy.ApplyBundle(token, c.n.verifier.Trusts)
+	b, err := c.acceptBundle(token)
+	if err == nil {
+		_, err = c.n.policy.ApplyBundle(token, c.n.verifier.Trusts)
+	}
 	if err != nil {
 		c.polMu.Unlock()
-		if !errors.Is(err, policy.ErrRollback) {
-			c.n.log.Error("policy bundle refused", "event_type", "policy_refused", "reason", oneLine(err))
+		if !errors.Is(err, policy.ErrRollback) && !errors.Is(err, errEquivocation) {
+			c.n.log.Error("policy bundle refused", "event_type", "policy_refused", "reason", bundleReason(err), "detail", oneLine(err))
 		}
 		return false, err
 	}
-	c.bundle = append([]byte(nil), token...)
+	c.bundle = b.Raw
 	c.polMu.Unlock()
 	c.n.log.Info("policy bundle applied", "event_type", "policy_applied", "issuer", b.Issuer.String(), "version", b.Version)
 	c.policyChanged()
 	return true, nil
+}
+
+// acceptBundle checks a bundle from the mesh against what this node holds
+// (its mesh, its expiry, the version floor, equivocation) and persists it,
+// under polMu, before it is put in force.
+func (c *controller) acceptBundle(token []byte) (*policy.Bundle, error) {
+	b, err := policy.VerifyBundle(token, c.n.verifier.Trusts)
+	if err != nil {
+		return nil, err
+	}
+	if err := b.CheckScope(c.n.cfg.Mesh, c.n.now()); err != nil {
+		return nil, fmt.Errorf("policy bundle rejected: %w", err)
+	}
+	held := c.heldBundle
+	switch {
+	case held.version == b.Version && held.issuer == b.Issuer && string(held.raw) != string(b.Raw):
+		return nil, c.equivocation("policy_bundle", b.Issuer, b.Version, held.raw, b.Raw)
+	case b.Version <= held.version:
+		return nil, fmt.Errorf("policy bundle rejected: %w: version %d from %s is not newer than version %d already accepted",
+			policy.ErrRollback, b.Version, b.Issuer, held.version)
+	}
+	// Compile before persisting: a stored bundle must be one that applies.
+	if err := policy.Validate(b.Modules); err != nil {
+		return nil, fmt.Errorf("policy bundle version %d from %s rejected: %w", b.Version, b.Issuer, err)
+	}
+	if err := c.store.put(controlBundleFile, b.Raw); err != nil {
+		return nil, err
+	}
+	c.heldBundle = heldArtifact{issuer: b.Issuer, version: b.Version, raw: b.Raw}
+	return b, nil
+}
+
+// bundleReason is the one word a refused bundle is logged with.
+func bundleReason(err error) string {
+	switch {
+	case errors.Is(err, policy.ErrOtherMesh):
+		return "other_mesh"
+	case errors.Is(err, policy.ErrExpired):
+		return "expired"
+	case errors.Is(err, policy.ErrRollback):
+		return "rollback"
+	case errors.Is(err, errEquivocation):
+		return "equivocation"
+	case errors.Is(err, policy.ErrCompile):
+		return "compile"
+	}
+	return "invalid"
 }
 
 // reloadPolicy loads the configured policy file or directory. A policy that
@@ -286,7 +476,24 @@ func (c *controller) policyChanged() {
 // ApplyReference implements pubsub.Control: issuer-signed reference
 // values, newer than those in force.
 func (c *controller) ApplyReference(token []byte) (bool, error) {
-	ref, changed, err := c.n.references.Update(token)
+	return c.applyReference(token, true)
+}
+
+// applyReference persists and puts in force reference values from the mesh
+// (which must name this mesh and not be expired) or from the operator's
+// file (trusted in either format).
+func (c *controller) applyReference(token []byte, fromMesh bool) (bool, error) {
+	c.refMu.Lock()
+	err := c.persistReference(token, fromMesh)
+	var ref *attest.Reference
+	changed := false
+	if err == nil {
+		ref, changed, err = c.n.references.Update(token)
+	}
+	c.refMu.Unlock()
+	if errors.Is(err, errEquivocation) {
+		return false, err
+	}
 	if errors.Is(err, attest.ErrRollback) {
 		return false, fmt.Errorf("%w: %w", pubsub.ErrStale, err)
 	}
@@ -303,6 +510,38 @@ func (c *controller) ApplyReference(token []byte) (bool, error) {
 	return true, nil
 }
 
+// persistReference writes reference values newer than those held to the
+// control state, under refMu; different values under the version held are
+// equivocation. Anything else is left to References.Update.
+func (c *controller) persistReference(token []byte, fromMesh bool) error {
+	ref, err := attest.VerifyReference(token, c.n.verifier.Trusts)
+	if err != nil {
+		return nil
+	}
+	if fromMesh {
+		if err := ref.CheckScope(c.n.cfg.Mesh, c.n.now()); err != nil {
+			reason := "other_mesh"
+			if errors.Is(err, attest.ErrExpired) {
+				reason = "expired"
+			}
+			c.n.log.Error("reference values refused", "event_type", "reference_refused", "reason", reason, "detail", oneLine(err))
+			return fmt.Errorf("reference values rejected: %w", err)
+		}
+	}
+	held := c.heldRef
+	if held.version == ref.Version && held.issuer == ref.Issuer && string(held.raw) != string(ref.Raw) {
+		return c.equivocation("reference", ref.Issuer, ref.Version, held.raw, ref.Raw)
+	}
+	if ref.Version <= held.version {
+		return nil
+	}
+	if err := c.store.put(controlRefFile, ref.Raw); err != nil {
+		return err
+	}
+	c.heldRef = heldArtifact{issuer: ref.Issuer, version: ref.Version, raw: ref.Raw}
+	return nil
+}
+
 // reloadReference reads the configured reference values file.
 func (c *controller) reloadReference() error {
 	if c.n.cfg.Reference == "" {
@@ -310,12 +549,12 @@ func (c *controller) reloadReference() error {
 	}
 	c.refMu.Lock()
 	c.refStamp = pathStamp(c.n.cfg.Reference)
-	c.refMu.Unlock()
+	c.refMu.Unlock() // ApplyReference takes it again
 	data, err := fsutil.ReadFileLimited(c.n.cfg.Reference, 1<<20)
 	if err != nil {
 		return fmt.Errorf("reference values: %w", err)
 	}
-	if _, err := c.ApplyReference(data); err != nil && !errors.Is(err, pubsub.ErrStale) {
+	if _, err := c.applyReference(data, false); err != nil && !errors.Is(err, pubsub.ErrStale) {
 		c.n.log.Error("reference values refused", "event_type", "reference_refused", "file", c.n.cfg.Reference, "reason", oneLine(err))
 		return err
 	}

@@ -14,6 +14,9 @@ type metrics struct {
 	refusals     *prometheus.CounterVec
 	quarantines  *prometheus.CounterVec
 	attestations *prometheus.CounterVec
+	// equivocations counts control artifacts refused because their issuer
+	// signed a different one with the same version.
+	equivocations *prometheus.CounterVec
 }
 
 // zoneMetrics exports the mesh's counters and the versions in force.
@@ -96,7 +99,11 @@ func newMetrics(connected, verified func() float64) *metrics {
 	m.attestations = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "ztmesh_attestations_total", Help: "Peer evidence verified, by result (passed, failed, unchecked: no reference values in force).",
 	}, []string{"result"})
-	m.reg.MustRegister(m.handshakes, m.refusals, m.quarantines, m.attestations,
+	m.equivocations = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "ztmesh_control_equivocations_total",
+		Help: "Control artifacts refused because their issuer signed a different one with the same version, by kind.",
+	}, []string{"kind"})
+	m.reg.MustRegister(m.handshakes, m.refusals, m.quarantines, m.attestations, m.equivocations,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "ztmesh_peers_connected", Help: "Peers with at least one open connection.",
 		}, connected),

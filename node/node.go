@@ -173,10 +173,18 @@ func New(cfg Config, opts Options) (_ *Node, err error) {
 	if n.policy, err = policy.New(policy.WithLogger(n.log), policy.WithNow(n.now), policy.WithCompiles(opts.Test.PolicyCompiles)); err != nil {
 		return nil, err
 	}
+	n.references = attest.NewReferences(n.verifier.Trusts)
+	n.metrics = newMetrics(
+		func() float64 { return float64(len(n.host.Network().Peers())) },
+		func() float64 { return float64(n.roster.connected.Len()) })
+	// The control state accepted before a restart is in force before the
+	// host exists: it listens, and may be dialed, as soon as it does.
+	if err := n.control.restore(); err != nil {
+		return nil, err
+	}
 	if _, err := n.control.loadPolicyFile(); err != nil {
 		return nil, err
 	}
-	n.references = attest.NewReferences(n.verifier.Trusts)
 	n.trust = newTrustBook(n)
 	n.attestor = &attestor{n: n, started: n.now(), delay: cmp.Or(opts.Test.AttestDelay, 2*time.Second),
 		challenged: map[peer.ID]time.Time{}}
@@ -206,9 +214,6 @@ func New(cfg Config, opts Options) (_ *Node, err error) {
 	}
 	n.cred.Store(own)
 
-	n.metrics = newMetrics(
-		func() float64 { return float64(len(n.host.Network().Peers())) },
-		func() float64 { return float64(n.roster.connected.Len()) })
 	newHost := n.newHost
 	if opts.Test.NewHost == nil {
 		if err := checkListenFree(n.s.listen); err != nil {

@@ -19,7 +19,7 @@ func approve(t *testing.T, m *mesh, version uint64) []byte {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ref, err := attest.SignReference(m.issuer, &attest.Reference{Version: version, AllowedBinaries: []string{self.BinarySHA256}}, time.Now())
+	ref, err := attest.SignReference(m.issuer, &attest.Reference{Version: version, AllowedBinaries: []string{self.BinarySHA256}, Mesh: DefaultMesh, Expires: m.clock.now().Add(24 * time.Hour)}, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}

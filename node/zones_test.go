@@ -358,7 +358,7 @@ allow if input.action == "subscribe"
 
 reasons contains "publishing is frozen fleet-wide" if input.action == "publish"
 `}
-	bundle, err := policy.SignBundle(m.issuer, frozen, 7, time.Now())
+	bundle, err := policy.SignBundle(m.issuer, frozen, 7, policy.Scope{Mesh: DefaultMesh, Expires: time.Now().Add(time.Hour)}, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -385,12 +385,12 @@ reasons contains "publishing is frozen fleet-wide" if input.action == "publish"
 	eventually(t, 5*time.Second, "late joiner synced the bundle", func() bool { return late.Policy().Version() == 7 })
 
 	// An older or foreign bundle is refused and changes nothing.
-	old, _ := policy.SignBundle(m.issuer, frozen, 3, time.Now())
+	old, _ := policy.SignBundle(m.issuer, frozen, 3, policy.Scope{Mesh: DefaultMesh, Expires: time.Now().Add(time.Hour)}, time.Now())
 	if err := nodes[0].Mesh().PublishPolicyBundle(context.Background(), old); err == nil {
 		t.Fatal("rolled-back bundle published")
 	}
 	rogue, _ := did.GenerateIdentity(rand.Reader)
-	foreign, _ := policy.SignBundle(rogue, frozen, 99, time.Now())
+	foreign, _ := policy.SignBundle(rogue, frozen, 99, policy.Scope{Mesh: DefaultMesh, Expires: time.Now().Add(time.Hour)}, time.Now())
 	if err := nodes[0].Mesh().PublishPolicyBundle(context.Background(), foreign); err == nil {
 		t.Fatal("foreign bundle published")
 	}

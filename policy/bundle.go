@@ -35,8 +35,13 @@ type Bundle struct {
 	Issuer   did.DID
 	Version  uint64
 	IssuedAt time.Time
-	Modules  map[string]string // Rego v1 source by module name (*.rego)
-	Raw      []byte            // the signed bundle as received, without surrounding space
+	// Mesh is the mesh the bundle was signed for and Expires when it stops
+	// applying; both are empty (zero) in bundles of the first format, which
+	// a node accepts only from a file its operator configured.
+	Mesh    string
+	Expires time.Time
+	Modules map[string]string // Rego v1 source by module name (*.rego)
+	Raw     []byte            // the signed bundle as received, without surrounding space
 }
 
 // bundleFormat is the bundle on the wire: the payload's exact bytes and an
@@ -55,13 +60,26 @@ type bundlePayload struct {
 	Issuer   string            `json:"issuer"`
 	Version  uint64            `json:"version"`
 	IssuedAt string            `json:"issued_at"`
+	Mesh     string            `json:"mesh,omitempty"`
+	Expires  string            `json:"expires,omitempty"`
 	Modules  map[string]string `json:"modules"`
 }
 
-// SignBundle signs modules as bundle version (at least 1) issued at now. It
-// refuses modules that do not compile (ErrCompile): a policy that no node
-// would accept is never signed.
-func SignBundle(issuer *did.Identity, modules map[string]string, version uint64, now time.Time) ([]byte, error) {
+// Scope binds a signed artifact to one mesh and a lifetime. The zero Scope
+// signs the first format, without either field: only a node's own files
+// are trusted in it.
+type Scope struct {
+	Mesh    string
+	Expires time.Time
+}
+
+// maxMeshName bounds a bundle's mesh name.
+const maxMeshName = 64
+
+// SignBundle signs modules as bundle version (at least 1) issued at now,
+// for scope's mesh until scope's expiry. It refuses modules that do not
+// compile (ErrCompile): a policy that no node would accept is never signed.
+func SignBundle(issuer *did.Identity, modules map[string]string, version uint64, scope Scope, now time.Time) ([]byte, error) {
 	if version == 0 {
 		return nil, fmt.Errorf("%w: bundle version must be at least 1", ErrMalformed)
 	}
@@ -71,12 +89,23 @@ func SignBundle(issuer *did.Identity, modules map[string]string, version uint64,
 	if err := Validate(modules); err != nil {
 		return nil, err
 	}
-	payload, err := json.Marshal(bundlePayload{
+	if (scope.Mesh == "") != scope.Expires.IsZero() {
+		return nil, fmt.Errorf("%w: a bundle names both its mesh and its expiry, or neither", ErrMalformed)
+	}
+	if len(scope.Mesh) > maxMeshName {
+		return nil, fmt.Errorf("%w: mesh name longer than %d bytes", ErrMalformed, maxMeshName)
+	}
+	p := bundlePayload{
 		Issuer:   issuer.DID().String(),
 		Version:  version,
 		IssuedAt: now.UTC().Format(time.RFC3339),
+		Mesh:     scope.Mesh,
 		Modules:  modules,
-	})
+	}
+	if !scope.Expires.IsZero() {
+		p.Expires = scope.Expires.UTC().Format(time.RFC3339)
+	}
+	payload, err := json.Marshal(p)
 	if err != nil {
 		return nil, err
 	}
@@ -130,10 +159,24 @@ func decodeBundle(env *envelope.Opened) (*Bundle, error) {
 	if err := checkModules(p.Modules); err != nil {
 		return nil, err
 	}
+	var expires time.Time
+	if p.Expires != "" {
+		if expires, err = time.Parse(time.RFC3339, p.Expires); err != nil {
+			return nil, fmt.Errorf("%w: expires: %v", ErrMalformed, err)
+		}
+	}
+	if (p.Mesh == "") != (p.Expires == "") {
+		return nil, fmt.Errorf("%w: mesh and expires come together", ErrMalformed)
+	}
+	if len(p.Mesh) > maxMeshName || !utf8.ValidString(p.Mesh) {
+		return nil, fmt.Errorf("%w: mesh name", ErrMalformed)
+	}
 	return &Bundle{
 		Issuer:   iss,
 		Version:  p.Version,
 		IssuedAt: issued.UTC(),
+		Mesh:     p.Mesh,
+		Expires:  expires.UTC(),
 		Modules:  maps.Clone(p.Modules),
 		Raw:      bytes.Clone(env.Raw),
 	}, nil
@@ -165,4 +208,20 @@ func truncate(s string) string {
 		return s[:64] + "..."
 	}
 	return s
+}
+
+// CheckScope reports whether b applies in mesh at now: signed for that mesh
+// (ErrOtherMesh; a bundle of the first format names no mesh and is refused
+// too) and not expired (ErrExpired).
+func (b *Bundle) CheckScope(mesh string, now time.Time) error {
+	if b.Mesh == "" {
+		return fmt.Errorf("%w: version %d from %s names no mesh (first bundle format): sign it again with --mesh", ErrOtherMesh, b.Version, b.Issuer)
+	}
+	if b.Mesh != mesh {
+		return fmt.Errorf("%w: version %d from %s is for mesh %q, this node is in mesh %q", ErrOtherMesh, b.Version, b.Issuer, truncate(b.Mesh), mesh)
+	}
+	if !now.Before(b.Expires) {
+		return fmt.Errorf("%w: version %d from %s expired at %s", ErrExpired, b.Version, b.Issuer, b.Expires.Format(time.RFC3339))
+	}
+	return nil
 }

@@ -38,7 +38,7 @@ func pinned(ids ...*did.Identity) func(did.DID) bool {
 
 func sign(t testing.TB, issuer *did.Identity, modules map[string]string, version uint64) []byte {
 	t.Helper()
-	tok, err := SignBundle(issuer, modules, version, t0)
+	tok, err := SignBundle(issuer, modules, version, Scope{}, t0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -127,6 +127,63 @@ func TestBundleVector(t *testing.T) {
 	}
 	if _, err := VerifyBundle(want, pinned(identity(t, 1))); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestScopedBundleVector checks the second bundle format, with mesh and
+// expires, against testdata/bundle-v2-scoped.json, and that CheckScope
+// refuses it in another mesh and after its expiry.
+func TestScopedBundleVector(t *testing.T) {
+	path := filepath.Join("testdata", "bundle-v2-scoped.json")
+	expires := t0.Add(30 * 24 * time.Hour)
+	tok, err := SignBundle(identity(t, 1), map[string]string{"open.rego": allowAll}, 2, Scope{Mesh: "fleet", Expires: expires}, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if *update {
+		if err := os.WriteFile(path, append(tok, '\n'), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(tok, bytes.TrimSpace(want)) {
+		t.Fatalf("SignBundle output changed; the wire format is in docs/POLICY.md\n got %s\nwant %s", tok, want)
+	}
+	payload, _ := unwrap(t, want)
+	const wantPayload = `{"issuer":"did:key:z6Mkon3Necd6NkkyfoGoHxid2znGc59LU3K7mubaRcFbLfLX","version":2,"issued_at":"2026-11-27T10:00:00Z","mesh":"fleet","expires":"2026-12-27T10:00:00Z","modules":{"open.rego":"package ztmesh.authz\nallow := true\n"}}`
+	if string(payload) != wantPayload {
+		t.Errorf("payload\n got %s\nwant %s", payload, wantPayload)
+	}
+	b, err := VerifyBundle(want, pinned(identity(t, 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		mesh string
+		now  time.Time
+		want error
+	}{
+		{"in scope", "fleet", t0, nil},
+		{"another mesh", "other", t0, ErrOtherMesh},
+		{"at expiry", "fleet", expires, ErrExpired},
+	} {
+		if err := b.CheckScope(tc.mesh, tc.now); !errors.Is(err, tc.want) || (tc.want == nil) != (err == nil) {
+			t.Errorf("%s: CheckScope: %v, want %v", tc.name, err, tc.want)
+		}
+	}
+	legacy, err := VerifyBundle(sign(t, identity(t, 1), map[string]string{"open.rego": allowAll}, 1), pinned(identity(t, 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := legacy.CheckScope("default", t0); !errors.Is(err, ErrOtherMesh) {
+		t.Errorf("first-format bundle in scope: %v", err)
+	}
+	if _, err := SignBundle(identity(t, 1), map[string]string{"open.rego": allowAll}, 2, Scope{Mesh: "fleet"}, t0); !errors.Is(err, ErrMalformed) {
+		t.Errorf("mesh without expiry signed: %v", err)
 	}
 }
 
@@ -281,7 +338,7 @@ func TestSignBundleRefuses(t *testing.T) {
 		{"too large", map[string]string{"open.rego": allowAll + strings.Repeat("# comment\n", 80_000)}, 1, ErrTooLarge},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if _, err := SignBundle(issuer, tc.modules, tc.version, t0); !errors.Is(err, tc.want) {
+			if _, err := SignBundle(issuer, tc.modules, tc.version, Scope{}, t0); !errors.Is(err, tc.want) {
 				t.Fatalf("err = %v, want %v", err, tc.want)
 			}
 		})
@@ -298,6 +355,11 @@ func FuzzVerifyBundle(f *testing.F) {
 	f.Add(seal(f, issuer, payloadOf(issuer, 2, map[string]string{"../x.rego": ""})))
 	f.Add([]byte(`{"payload":"","signature":""}`))
 	f.Add([]byte(`{}`))
+	scoped, err := SignBundle(issuer, map[string]string{"open.rego": allowAll}, 2, Scope{Mesh: "fleet", Expires: t0.Add(time.Hour)}, t0)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(scoped)
 	trusted := pinned(issuer)
 	f.Fuzz(func(t *testing.T, token []byte) {
 		b, err := VerifyBundle(token, trusted)

@@ -227,6 +227,15 @@ func (e *Engine) ApplyBundle(token []byte, trusted func(did.DID) bool) (*Bundle,
 	return b, nil
 }
 
+// RaiseBundleFloor refuses, from now on, every bundle whose version is not
+// above floor (a node restores the highest version it persisted, even of a
+// bundle that has since expired). It never lowers the floor.
+func (e *Engine) RaiseBundleFloor(floor uint64) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.bundleVersion = max(e.bundleVersion, floor)
+}
+
 func (e *Engine) swap(p *compiled) {
 	e.cur.Store(p)
 	e.log.Info("policy loaded", "event_type", "policy_loaded", "policy_version", p.version,

@@ -23,6 +23,10 @@ var (
 	// ErrCompile: the Rego modules do not parse or compile, or they do not
 	// define data.ztmesh.authz.allow.
 	ErrCompile = errors.New("policy does not compile")
+	// ErrOtherMesh: the bundle was signed for another mesh, or for none.
+	ErrOtherMesh = errors.New("bundle for another mesh")
+	// ErrExpired: the bundle's expiry has passed.
+	ErrExpired = errors.New("bundle expired")
 )
 
 // ErrDenied wraps a refusal by the policy in force: of a publish, a

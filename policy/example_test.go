@@ -56,7 +56,7 @@ func ExampleEngine_ApplyBundle() {
 
 	bundle, err := policy.SignBundle(issuer, map[string]string{
 		"authz.rego": "package ztmesh.authz\n\nallow if input.subject.role == \"operator\"\n",
-	}, 1, time.Now())
+	}, 1, policy.Scope{Mesh: "default", Expires: time.Now().Add(30 * 24 * time.Hour)}, time.Now())
 	if err != nil {
 		panic(err)
 	}

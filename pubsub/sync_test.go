@@ -34,7 +34,7 @@ func TestControlPushReachesNeighbourOutsideTheMesh(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 
-	bundle, err := policy.SignBundle(n.issuer, map[string]string{"p.rego": "package ztmesh.authz\n\ndefault allow := false\n"}, 3, time.Now())
+	bundle, err := policy.SignBundle(n.issuer, map[string]string{"p.rego": "package ztmesh.authz\n\ndefault allow := false\n"}, 3, policy.Scope{Mesh: "fleet", Expires: time.Now().Add(time.Hour)}, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,7 +52,7 @@ func TestControlPushReachesNeighbourOutsideTheMesh(t *testing.T) {
 // peers, and only once.
 func TestSyncedControlRelayedOnce(t *testing.T) {
 	n := newNet(t, 0, []string{"north"})
-	bundle, err := policy.SignBundle(n.issuer, map[string]string{"p.rego": "package ztmesh.authz\n\ndefault allow := false\n"}, 3, time.Now())
+	bundle, err := policy.SignBundle(n.issuer, map[string]string{"p.rego": "package ztmesh.authz\n\ndefault allow := false\n"}, 3, policy.Scope{Mesh: "fleet", Expires: time.Now().Add(time.Hour)}, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}

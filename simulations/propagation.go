@@ -384,7 +384,7 @@ func propagateSize(ctx context.Context, env *Env, sc *Scenario, n int, sec *Sect
 
 	// (b) A new policy bundle: the default policy, signed as version 2.
 	const bundleVersion = 2
-	bundle, err := policy.SignBundle(c.Issuer, policy.DefaultModules(), bundleVersion, time.Now())
+	bundle, err := policy.SignBundle(c.Issuer, policy.DefaultModules(), bundleVersion, policy.Scope{Mesh: c.cfg.Mesh, Expires: time.Now().Add(24 * time.Hour)}, time.Now())
 	if err != nil {
 		return nil, nil, err
 	}
@@ -425,7 +425,7 @@ func propagateSize(ctx context.Context, env *Env, sc *Scenario, n int, sec *Sect
 			roundLatency(cpu/time.Duration(runtime.NumCPU())), roundLatency(slices.Max(append(values(got), 0))))})
 
 	// (c) Reference values approving every node's binary but one.
-	ref, err := attest.SignReference(c.Issuer, &attest.Reference{Version: 1, AllowedBinaries: []string{goodHash}}, time.Now())
+	ref, err := attest.SignReference(c.Issuer, &attest.Reference{Version: 1, AllowedBinaries: []string{goodHash}, Mesh: c.cfg.Mesh, Expires: time.Now().Add(24 * time.Hour)}, time.Now())
 	if err != nil {
 		return nil, nil, err
 	}

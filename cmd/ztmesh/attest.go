@@ -44,6 +44,8 @@ func attestReference(args []string, stdout, stderr io.Writer) error {
 	fs.Var(&pcrs, "pcr", "required SHA-256 PCR value `INDEX=SHA256` (repeatable)")
 	out := fs.String("out", "", "`FILE` to write the reference values to")
 	passFile := fs.String("passphrase-file", "", "passphrase `FILE` if the issuer key is encrypted")
+	mesh := fs.String("mesh", "default", "`NAME` of the mesh the values are for (the node's mesh setting)")
+	expires := fs.Duration("expires", 30*24*time.Hour, "the values stop applying after this `DURATION`")
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
@@ -117,7 +119,12 @@ func attestReference(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	signed, err := attest.SignReference(issuer, ref, time.Now())
+	if *expires <= 0 || *mesh == "" {
+		return fmt.Errorf("%w: --mesh must be set and --expires be positive", errUsage)
+	}
+	now := time.Now()
+	ref.Mesh, ref.Expires = *mesh, now.Add(*expires)
+	signed, err := attest.SignReference(issuer, ref, now)
 	if err != nil {
 		return err
 	}

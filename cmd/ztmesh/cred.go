@@ -191,6 +191,7 @@ func credRevoke(args []string, stdout, stderr io.Writer) error {
 	passFile := fs.String("passphrase-file", "", "passphrase `FILE` if the issuer key is encrypted")
 	publish := fs.Bool("publish", false, "also publish the list on the mesh control topic through the daemon of --dir")
 	daemonDir := fs.String("dir", "", "data `DIR` of a running daemon to publish through (with --publish)")
+	mesh := fs.String("mesh", "default", "`NAME` of the mesh the list is for (the node's mesh setting)")
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
@@ -250,6 +251,7 @@ func credRevoke(args []string, stdout, stderr io.Writer) error {
 		}
 	}
 	list.Version++
+	list.Mesh = *mesh
 	tok, err := did.SignRevocationList(issuer, list, time.Now())
 	if err != nil {
 		return err

@@ -59,6 +59,9 @@ func status(args []string, stdout, stderr io.Writer) error {
 	for _, r := range st.Revocations {
 		fmt.Fprintf(stdout, "revocations: version %d from %s (%d credentials, %d subjects)\n", r.Version, r.Issuer, r.Credentials, r.Subjects)
 	}
+	for _, r := range st.RefusedBy {
+		fmt.Fprintf(stdout, "refused by:  %s: %s (at %s)\n", r.Peer, r.Reason, r.At)
+	}
 	return nil
 }
 

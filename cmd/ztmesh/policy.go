@@ -147,8 +147,11 @@ func policySign(args []string, stdout, stderr io.Writer) error {
 		"Sign the policy in FILE_OR_DIR (every .rego file but *_test.rego) as a policy\n"+
 			"bundle with the identity in --issuer-dir, after checking that it compiles (run\n"+
 			"`ztmesh policy check` for its tests). Nodes apply the bundle only if they pin\n"+
-			"the issuer and N is higher than the version of every bundle they applied before.", stdout)
+			"the issuer and N is higher than the version of every bundle they applied before;\n"+
+			"a bundle from the mesh must name the node's mesh and not have expired.", stdout)
 	issuerDir := fs.String("issuer-dir", "", "data directory `DIR` of the issuer's identity")
+	mesh := fs.String("mesh", "default", "`NAME` of the mesh the bundle is for (the node's mesh setting)")
+	expires := fs.Duration("expires", 30*24*time.Hour, "the bundle stops applying after this `DURATION`")
 	version := fs.String("version", "", "bundle version `N` (at least 1, higher than the last one)")
 	out := fs.String("out", "", "`FILE` to write the bundle to")
 	passFile := fs.String("passphrase-file", "", "passphrase `FILE` if the issuer key is encrypted")
@@ -183,7 +186,11 @@ func policySign(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	tok, err := policy.SignBundle(issuer, modules, n, time.Now())
+	if *expires <= 0 || *mesh == "" {
+		return fmt.Errorf("%w: --mesh must be set and --expires be positive", errUsage)
+	}
+	now := time.Now()
+	tok, err := policy.SignBundle(issuer, modules, n, policy.Scope{Mesh: *mesh, Expires: now.Add(*expires)}, now)
 	if err != nil {
 		return err
 	}

@@ -603,3 +603,70 @@ func TestAttestationQuarantinesModifiedBinary(t *testing.T) {
 		t.Fatal("the approved daemon was quarantined")
 	}
 }
+
+// TestRestartKeepsRevocationAndBundleFloor: a revocation and a policy
+// bundle accepted from the mesh survive a restart of b, a clean stop or a
+// SIGKILL: restarted with the revoked c as its only bootstrap peer, b
+// refuses c as revoked, still runs bundle version 2, and refuses the
+// superseded version 1 as a rollback.
+func TestRestartKeepsRevocationAndBundleFloor(t *testing.T) {
+	f := newFleet(t)
+	issuerDir := f.path("issuer")
+	aDir, _ := f.agent("a", issuerDir, "north")
+	bDir, bDID := f.agent("b", issuerDir, "north")
+	cDir, cDID := f.agent("c", issuerDir, "north")
+	a := f.start(aDir, "--trust-issuer", f.issuer)
+	b := f.start(bDir, "--trust-issuer", f.issuer, "--bootstrap", a.addr)
+	c := f.start(cDir, "--trust-issuer", f.issuer, "--bootstrap", a.addr, "--bootstrap", b.addr)
+	eventually(t, 10*time.Second, "b verifies c", func() bool { return b.verified(cDID) })
+	eventually(t, 10*time.Second, "a verifies b", func() bool { return a.verified(bDID) })
+
+	bundle := func(version, rego string) string {
+		dir := f.path("policy-v" + version)
+		os.MkdirAll(dir, 0o755)
+		os.WriteFile(filepath.Join(dir, "p.rego"), []byte(rego), 0o644)
+		out := f.path("v" + version + ".bundle")
+		ztmesh(t, "policy", "sign", "--issuer-dir", issuerDir, "--version", version, "--out", out, dir)
+		return out
+	}
+	v1 := bundle("1", "package ztmesh.authz\n\nallow := true\n")
+	v2 := bundle("2", "package ztmesh.authz\n\ndefault allow := false\n\nallow if input.action == \"subscribe\"\n")
+
+	ztmesh(t, "cred", "revoke", "--issuer-dir", issuerDir, "--subject", cDID, "--list", f.path("rev.jwt"), "--publish", "--dir", aDir)
+	eventually(t, 10*time.Second, "b applies the revocation from the mesh", func() bool {
+		return b.logLine(map[string]string{"event_type": "revocations_applied", "source": "mesh"}) != nil
+	})
+	ztmesh(t, "policy", "push", "--dir", aDir, v2)
+	eventually(t, 10*time.Second, "b runs bundle version 2", func() bool {
+		return strings.Contains(ztmesh(t, "status", "--dir", bDir), "version 2")
+	})
+
+	for _, kill := range []bool{false, true} {
+		if kill {
+			if err := b.cmd.Process.Kill(); err != nil {
+				t.Fatal(err)
+			}
+			b.cmd.Wait()
+		} else {
+			b.stop()
+		}
+		b = f.start(bDir, "--trust-issuer", f.issuer, "--bootstrap", c.addr)
+		if st := ztmesh(t, "status", "--dir", bDir); !strings.Contains(st, "version 2") {
+			t.Fatalf("kill=%v: b after restart:\n%s", kill, st)
+		}
+		took := eventually(t, 10*time.Second, "restarted b refuses c as revoked", func() bool {
+			return b.logLine(map[string]string{"event_type": "connection_refused", "reason": "revoked"}) != nil
+		})
+		t.Logf("kill=%v: restarted b refused revoked c %s after its API answered", kill, took)
+		if b.verified(cDID) {
+			t.Fatalf("kill=%v: restarted b verified revoked c", kill)
+		}
+		out, err := ztmeshErr("policy", "push", "--dir", bDir, v1)
+		if err == nil || !strings.Contains(out, "rollback") {
+			t.Fatalf("kill=%v: pushing superseded bundle v1 to restarted b: %v %s", kill, err, out)
+		}
+		if st := ztmesh(t, "status", "--dir", bDir); !strings.Contains(st, "version 2") {
+			t.Fatalf("kill=%v: b after the rollback attempt:\n%s", kill, st)
+		}
+	}
+}

@@ -38,7 +38,9 @@ func ReadFileLimited(path string, limit int64) ([]byte, error) {
 
 // WriteFileAtomic writes data to path through a temporary file in the same
 // directory, synced, then renamed over path, so a reader never sees a
-// half-written file. The file gets the permissions perm.
+// half-written file. The file gets the permissions perm. The directory is
+// synced after the rename, so the new file survives a crash once this
+// returns.
 func WriteFileAtomic(path string, data []byte, perm fs.FileMode) error {
 	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
 	if err != nil {
@@ -60,7 +62,20 @@ func WriteFileAtomic(path string, data []byte, perm fs.FileMode) error {
 	if err := tmp.Close(); err != nil {
 		return err
 	}
-	return os.Rename(tmp.Name(), path)
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return err
+	}
+	return syncDir(filepath.Dir(path))
+}
+
+// syncDir makes a rename in dir durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
 }
 
 // FileExists reports whether path exists (whatever it is: a file, a

@@ -37,6 +37,9 @@ type Status struct {
 	PolicyVersion  uint64       `json:"policy_version"` // 0 for the embedded or a file policy
 	PolicySource   string       `json:"policy_source"`  // embedded, file:PATH or bundle:ISSUER
 	Version        string       `json:"version"`        // the daemon's build: version (commit, date, Go)
+	// RefusedBy lists the peers whose last answer refused this node's
+	// credential: what they said and when.
+	RefusedBy []Refusal `json:"refused_by"`
 }
 
 // Readiness is GET /readyz: whether the node can do its work, and the
@@ -44,6 +47,13 @@ type Status struct {
 type Readiness struct {
 	Ready  bool              `json:"ready"`
 	Checks map[string]string `json:"checks"`
+}
+
+// Refusal is a peer's refusal of this node's credential.
+type Refusal struct {
+	Peer   string `json:"peer"`
+	Reason string `json:"reason"` // the peer's one-word reason: revoked, expired, quarantined, ...
+	At     string `json:"at"`     // RFC 3339
 }
 
 // Credential is a credential's claims and validity.
