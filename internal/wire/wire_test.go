@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"runtime"
 	"testing"
 )
 
@@ -90,5 +91,40 @@ func TestDecodeStrict(t *testing.T) {
 				t.Errorf("DecodeStrict(%q): %v, want ok=%v", tc.in, err, tc.ok)
 			}
 		})
+	}
+}
+
+// TestReadFrameAllocatesWhatArrives: a peer that declares a long frame and
+// sends a few bytes makes the reader allocate about what it sent, not the
+// declared length (on main, ReadFrame allocated the declared 8 MiB).
+func TestReadFrameAllocatesWhatArrives(t *testing.T) {
+	const declared = 8 << 20
+	data := append(binary.BigEndian.AppendUint32(nil, declared), "0123456789"...)
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	const runs = 16
+	for range runs {
+		if _, err := ReadFrame(bytes.NewReader(data), declared); err == nil {
+			t.Fatal("truncated frame accepted")
+		}
+	}
+	runtime.ReadMemStats(&after)
+	perRead := (after.TotalAlloc - before.TotalAlloc) / runs
+	t.Logf("allocated %d bytes per truncated read of a frame declaring %d", perRead, declared)
+	if perRead > 64<<10 {
+		t.Fatalf("a frame declaring %d bytes and carrying 10 cost %d bytes, want at most %d", declared, perRead, 64<<10)
+	}
+}
+
+func TestReadFrameLongBody(t *testing.T) {
+	body := bytes.Repeat([]byte("x"), 100<<10+7)
+	var buf bytes.Buffer
+	if err := WriteFrame(&buf, body, len(body)); err != nil {
+		t.Fatal(err)
+	}
+	got, err := ReadFrame(&buf, len(body))
+	if err != nil || !bytes.Equal(got, body) {
+		t.Fatalf("read %d bytes, err %v", len(got), err)
 	}
 }
