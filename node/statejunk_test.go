@@ -22,7 +22,7 @@ type liarSigner struct {
 	key     *did.Identity
 }
 
-func (l liarSigner) DID() did.DID                          { return l.claimed }
+func (l liarSigner) DID() did.DID                           { return l.claimed }
 func (l liarSigner) Sign(context string, msg []byte) []byte { return l.key.Sign(context, msg) }
 
 // countLogs counts the log lines whose fields contain all of kv.
