@@ -72,6 +72,8 @@ var attacks = []struct {
 	{"junk", attackJunk},
 	{"flood", attackFlood},
 	{"sybil", attackSybil},
+	{"sync-flood", attackSyncFlood},
+	{"anti-entropy-junk", attackAntiEntropyJunk},
 	{"replay-beyond", attackReplayBeyond},
 }
 
