@@ -53,11 +53,15 @@ func TestReadRejects(t *testing.T) {
 func FuzzReadJSON(f *testing.F) {
 	f.Add(append(binary.BigEndian.AppendUint32(nil, 7), `{"a":1}`...))
 	f.Add([]byte{0xff, 0xff, 0xff, 0xff})
+	f.Add(append(binary.BigEndian.AppendUint32(nil, 1000), "abc"...)) // declares more than it sends
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var v map[string]any
 		body, err := ReadFrame(bytes.NewReader(data), 1024)
 		if err == nil && len(body) > 1024 {
 			t.Fatalf("frame of %d bytes over the limit", len(body))
+		}
+		if err == nil && uint32(len(body)) != binary.BigEndian.Uint32(data) {
+			t.Fatalf("frame of %d bytes, its header said %d", len(body), binary.BigEndian.Uint32(data))
 		}
 		_ = ReadJSON(bytes.NewReader(data), &v, 1024)
 	})
