@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 )
@@ -27,6 +28,14 @@ const (
 	entriesPerBucket = 4
 	// bucketHashSize is the length of a bucket hash (truncated SHA-256).
 	bucketHashSize = 16
+
+	// MaxRoundEntries bounds the entries one anti-entropy round takes from
+	// a peer: 16 full chunks, four times a state of 2^maxDigestBits
+	// buckets at entriesPerBucket (16,384 entries, the size the digest is
+	// designed for). A round that reaches it stops; the next round's
+	// digest includes what was applied, so a larger state still
+	// converges, a round at a time.
+	MaxRoundEntries = 16 * MaxEntries
 )
 
 // BucketContext separates bucket hashes from every other use of SHA-256.
@@ -264,11 +273,15 @@ func decodeChunk(data []byte) (*chunk, error) {
 // ApplyChunk merges a chunk that a peer's Missing sent. Unlike a delta, a
 // chunk relays the writes of many origins, so each entry is checked on its
 // own (drift, its writer's signature, the Authorizer for its writer and
-// key): entries that fail are skipped and reported in skipped, the others
-// are merged and committed. Entries that would change nothing here are
-// skipped silently, before any check. err is set, and nothing applied, if
-// the chunk as a whole is malformed, for another state, or cannot be
-// committed.
+// key): entries refused for drift or by the Authorizer are skipped and
+// reported in skipped (another replica may judge them otherwise), the
+// others are merged and committed. Entries that would change nothing here
+// are skipped silently, before any check. err is set, and nothing applied,
+// if the chunk as a whole is malformed, for another state, or cannot be
+// committed, and at the first entry whose signature does not verify
+// (ErrBadSignature): a replica relays only entries it verified, so such a
+// chunk is junk from its sender, and checking the rest would cost a
+// signature verification each for nothing.
 func (r *Replica) ApplyChunk(data []byte) (changed []Change, skipped []error, err error) {
 	c, err := decodeChunk(data)
 	if err != nil {
@@ -298,6 +311,9 @@ func (r *Replica) ApplyChunk(data []byte) (changed []Change, skipped []error, er
 	authorized := make(map[authKey]bool)
 	for i := range candidates {
 		if err := r.check(&candidates[i], now, authorized); err != nil {
+			if errors.Is(err, ErrBadSignature) {
+				return nil, nil, fmt.Errorf("chunk refused at entry %d of %d: %w", i+1, len(c.Entries), err)
+			}
 			skipped = append(skipped, err)
 			continue
 		}

@@ -91,45 +91,60 @@ const maxMeshName = 64
 
 // ParseRevocationList verifies a revocation list's signature and that its
 // issuer is trusted (trusted reports whether a DID is a pinned issuer).
+// The signing key named in the header is checked against the pinned
+// issuers, and the signature against it, before the payload is parsed: a
+// list from an unpinned signer costs its header, not its subjects.
 func ParseRevocationList(token []byte, trusted func(DID) bool) (*RevocationList, error) {
-	l, kid, j, err := decodeRevocationList(token)
+	j, kid, err := decodeRevocationHeader(token)
+	if err != nil {
+		return nil, fmt.Errorf("revocation list rejected: %w", err)
+	}
+	if !trusted(kid) {
+		return nil, fmt.Errorf("revocation list rejected: %w: %s is not a pinned issuer", ErrUntrustedIssuer, kid)
+	}
+	if !verifyJWS(kid, j) {
+		return nil, fmt.Errorf("revocation list rejected: %w: signature does not verify with the key of %s", ErrBadSignature, kid)
+	}
+	l, err := decodeRevocationPayload(j)
 	if err != nil {
 		return nil, fmt.Errorf("revocation list rejected: %w", err)
 	}
 	if kid != l.Issuer {
 		return nil, fmt.Errorf("revocation list rejected: %w: signing key %s is not the issuer %s", ErrBadSignature, kid, l.Issuer)
 	}
-	if !trusted(l.Issuer) {
-		return nil, fmt.Errorf("revocation list rejected: %w: %s is not a pinned issuer", ErrUntrustedIssuer, l.Issuer)
-	}
-	if !verifyJWS(l.Issuer, j) {
-		return nil, fmt.Errorf("revocation list rejected: %w: signature does not verify with the key of %s", ErrBadSignature, l.Issuer)
-	}
 	return l, nil
 }
 
-func decodeRevocationList(token []byte) (*RevocationList, DID, *jws, error) {
+// decodeRevocationHeader splits a revocation list and reads its header:
+// the type and the signing key.
+func decodeRevocationHeader(token []byte) (*jws, DID, error) {
 	j, err := parseJWS(token, MaxRevocationListSize)
 	if err != nil {
-		return nil, DID{}, nil, err
+		return nil, DID{}, err
 	}
 	if j.header.Typ != RevocationListType {
-		return nil, DID{}, nil, fmt.Errorf("%w: header typ %q, want %q", ErrMalformed, j.header.Typ, RevocationListType)
+		return nil, DID{}, fmt.Errorf("%w: header typ %q, want %q", ErrMalformed, j.header.Typ, RevocationListType)
 	}
 	kid, err := issuerFromKid(j.header.Kid)
 	if err != nil {
-		return nil, DID{}, nil, err
+		return nil, DID{}, err
 	}
+	return j, kid, nil
+}
+
+// decodeRevocationPayload parses the payload of a revocation list whose
+// header decodeRevocationHeader read.
+func decodeRevocationPayload(j *jws) (*RevocationList, error) {
 	var p revocationPayload
 	if err := wire.DecodeStrict(j.payload, &p); err != nil {
-		return nil, DID{}, nil, fmt.Errorf("%w: payload: %v", ErrMalformed, err)
+		return nil, fmt.Errorf("%w: payload: %v", ErrMalformed, err)
 	}
 	iss, err := ParseDID(p.Iss)
 	if err != nil {
-		return nil, DID{}, nil, fmt.Errorf("%w: iss: %v", ErrMalformed, err)
+		return nil, fmt.Errorf("%w: iss: %v", ErrMalformed, err)
 	}
 	if p.Version == 0 {
-		return nil, DID{}, nil, fmt.Errorf("%w: version 0", ErrMalformed)
+		return nil, fmt.Errorf("%w: version 0", ErrMalformed)
 	}
 	l := &RevocationList{
 		Issuer:      iss,
@@ -140,21 +155,21 @@ func decodeRevocationList(token []byte) (*RevocationList, DID, *jws, error) {
 		Raw:         string(j.signingInput) + "." + b64.EncodeToString(j.signature),
 	}
 	if len(p.Mesh) > maxMeshName {
-		return nil, DID{}, nil, fmt.Errorf("%w: mesh name longer than %d bytes", ErrMalformed, maxMeshName)
+		return nil, fmt.Errorf("%w: mesh name longer than %d bytes", ErrMalformed, maxMeshName)
 	}
 	for _, id := range p.Credentials {
 		if id == "" || len(id) > maxCredentialIDLen {
-			return nil, DID{}, nil, fmt.Errorf("%w: credential ID %q", ErrMalformed, truncate(id))
+			return nil, fmt.Errorf("%w: credential ID %q", ErrMalformed, truncate(id))
 		}
 	}
 	for _, s := range p.Subjects {
 		d, err := ParseDID(s)
 		if err != nil {
-			return nil, DID{}, nil, fmt.Errorf("%w: revoked subject: %v", ErrMalformed, err)
+			return nil, fmt.Errorf("%w: revoked subject: %v", ErrMalformed, err)
 		}
 		l.Subjects = append(l.Subjects, d)
 	}
-	return l, kid, j, nil
+	return l, nil
 }
 
 // Revocations is the set of revocation lists a node has accepted: the newest

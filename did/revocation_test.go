@@ -148,3 +148,28 @@ func FuzzParseRevocationList(f *testing.F) {
 		}
 	})
 }
+
+// TestRevocationListSignerBeforeBody: a list from an unpinned signer is
+// refused for its signer before its body is parsed, so junk subjects cost
+// nothing (issue 15, item 3: on main the subjects were parsed first and
+// this list was refused as malformed).
+func TestRevocationListSignerBeforeBody(t *testing.T) {
+	f := newFixture(t)
+	junk := make([]string, 2000)
+	for i := range junk {
+		junk[i] = "not a did"
+	}
+	tok := craft(t, f.stranger, map[string]any{"alg": "EdDSA", "kid": f.stranger.DID().KeyID(), "typ": RevocationListType},
+		map[string]any{"iss": f.stranger.DID().String(), "iat": 1, "version": 9, "revokedSubjects": junk})
+	_, _, err := f.v.Revocations().Update([]byte(tok))
+	if !errors.Is(err, ErrUntrustedIssuer) || errors.Is(err, ErrMalformed) {
+		t.Fatalf("junk list from an unpinned signer: got %v, want %v before any parse of its subjects", err, ErrUntrustedIssuer)
+	}
+	// An unparseable payload (not even JSON) under a pinned issuer's kid
+	// but another key's signature fails on the signature, not the body.
+	forged := craft(t, f.stranger, map[string]any{"alg": "EdDSA", "kid": f.issuer.DID().KeyID(), "typ": RevocationListType},
+		map[string]any{"iss": 7})
+	if _, _, err := f.v.Revocations().Update([]byte(forged)); !errors.Is(err, ErrBadSignature) {
+		t.Fatalf("forged list under a pinned kid: got %v, want %v", err, ErrBadSignature)
+	}
+}

@@ -32,6 +32,9 @@ func (m *metrics) registerZones(n *Node) {
 		counter("ztmesh_messages_published_total", "Zone messages this node published.", func() float64 { return float64(st.Published.Load()) }),
 		counter("ztmesh_messages_delivered_total", "Zone messages delivered to local subscribers.", func() float64 { return float64(st.Delivered.Load()) }),
 		counter("ztmesh_key_rotations_total", "Sender keys rotated.", func() float64 { return float64(st.KeyRotations.Load()) }),
+		counter("ztmesh_sync_refused_total", "Sync streams reset unread: their peer had too many open.", func() float64 { return float64(st.SyncRefused.Load()) }),
+		counter("ztmesh_sync_invalid_total", "Sync streams that broke the protocol.", func() float64 { return float64(st.SyncInvalid.Load()) }),
+		counter("ztmesh_sync_disconnects_total", "Peers disconnected after too many invalid sync streams.", func() float64 { return float64(st.SyncDisconnects.Load()) }),
 		gauge("ztmesh_policy_version", "Version of the policy in force (0: embedded or file).", func() float64 { return float64(n.policy.Version()) }),
 		gauge("ztmesh_revocation_list_version", "Highest revocation list version in force.", func() float64 {
 			v := uint64(0)

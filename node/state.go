@@ -223,7 +223,19 @@ func (s *states) reconcile(ctx context.Context, p peer.ID, o *openState) {
 		return
 	}
 	_ = st.CloseWrite()
-	for {
+	// Skipped entries are logged as one line per stream, not one per
+	// entry: a peer can send 4,096 in a chunk.
+	var (
+		skipped   int
+		firstSkip error
+	)
+	defer func() {
+		if skipped > 0 {
+			s.n.log.Info("state entries skipped", "event_type", "state_entry_refused", "peer", p.String(), "state", o.key.replicaName(),
+				"count", skipped, "reason", oneLine(firstSkip))
+		}
+	}()
+	for entries := 0; entries < crdt.MaxRoundEntries; entries += crdt.MaxEntries {
 		chunk, err := wire.ReadFrame(st, crdt.MaxChunkSize)
 		if err != nil {
 			return // EOF ends the answer
@@ -231,16 +243,31 @@ func (s *states) reconcile(ctx context.Context, p peer.ID, o *openState) {
 		if len(chunk) == 0 {
 			return
 		}
-		_, skipped, err := o.r.ApplyChunk(chunk)
+		_, sk, err := o.r.ApplyChunk(chunk)
 		if err != nil {
 			s.n.log.Warn("state chunk refused", "event_type", "state_chunk_refused", "peer", p.String(), "state", o.key.replicaName(), "reason", oneLine(err))
 			st.Reset()
+			if junkChunk(err) {
+				s.n.onMisbehave(p, "invalid state chunk")
+			}
 			return
 		}
-		for _, e := range skipped {
-			s.n.log.Info("state entry skipped", "event_type", "state_entry_refused", "peer", p.String(), "state", o.key.replicaName(), "reason", oneLine(e))
+		if len(sk) > 0 && firstSkip == nil {
+			firstSkip = sk[0]
 		}
+		skipped += len(sk)
 	}
+	// MaxRoundEntries reached: the rest comes next round.
+	st.Reset()
+}
+
+// junkChunk reports whether a chunk refused with err is the sender's
+// fault: not well formed, over a limit, for another state, or carrying an
+// entry whose signature fails (a replica relays only what it verified).
+// A format version or a closed replica is not.
+func junkChunk(err error) bool {
+	return errors.Is(err, crdt.ErrBadSignature) || errors.Is(err, crdt.ErrMalformed) ||
+		errors.Is(err, crdt.ErrTooLarge) || errors.Is(err, crdt.ErrWrongState) || errors.Is(err, crdt.ErrAttribution)
 }
 
 // handleAntiEntropy answers a peer's digest with what it lacks, if the peer

@@ -212,7 +212,8 @@ type Mesh struct {
 	ctlLimits limiter
 	ctlSeen   ctlWindows
 	ctlFloods floodLog
-	localPub  sync.Map // seq -> *Delivery of our publication being validated
+	syncGuard syncGuard // sync streams per peer (sync.go)
+	localPub  sync.Map  // seq -> *Delivery of our publication being validated
 	scores    atomic.Pointer[map[peer.ID]float64]
 	memo      scoreMemo // of appScore
 
@@ -261,8 +262,15 @@ type Stats struct {
 	Published    atomic.Uint64
 	Delivered    atomic.Uint64
 	KeyRotations atomic.Uint64
-	rejected     sync.Map // reason -> *atomic.Uint64
-	rateLimited  sync.Map // origin peer.ID -> *atomic.Uint64
+	// SyncRefused counts sync streams reset unread because their peer had
+	// MaxSyncStreamsPerPeer open; SyncInvalid, sync streams that broke the
+	// protocol; SyncDisconnects, peers disconnected for reaching
+	// SyncMisbehaveLimit of those.
+	SyncRefused     atomic.Uint64
+	SyncInvalid     atomic.Uint64
+	SyncDisconnects atomic.Uint64
+	rejected        sync.Map // reason -> *atomic.Uint64
+	rateLimited     sync.Map // origin peer.ID -> *atomic.Uint64
 }
 
 // Rejected returns the count of rejected messages per reason.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -25,7 +26,110 @@ const (
 	maxSyncLists    = 64 // revocation lists or quarantine announcements
 	membersPerFrame = 200
 	syncTimeout     = 30 * time.Second
+	// maxWantMessage caps a want list: maxSyncMembers indexes of at most
+	// 6 digits and a comma each, and the envelope.
+	maxWantMessage = maxSyncMembers*8 + 64
 )
+
+// Limits on what one peer may make us do over SyncProtocol (issue 15,
+// "memory and CPU through /ztmesh/sync/1.0.0").
+const (
+	// MaxSyncStreamsPerPeer is how many sync streams one peer may have
+	// open to this node at once; a stream over it is reset unread. An
+	// honest peer opens one on connect and one per direct push, and
+	// pushes to one peer are rarely more than a couple at a time.
+	MaxSyncStreamsPerPeer = 4
+	// SyncMisbehaveLimit is how many invalid sync streams (a frame over
+	// its limit, not strict JSON, or breaking the exchange) one peer may
+	// send before this node closes its connections to it. Each one is
+	// also counted against the peer's trust (Config.OnMisbehave).
+	SyncMisbehaveLimit = 3
+)
+
+// syncGuard counts the sync streams each peer has open and the invalid
+// ones it sent. Its zero value is ready to use.
+type syncGuard struct {
+	mu   sync.Mutex
+	open map[peer.ID]int
+	bad  map[peer.ID]int
+}
+
+// enter reserves a stream slot for p, or reports that p has
+// MaxSyncStreamsPerPeer open already.
+func (g *syncGuard) enter(p peer.ID) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.open == nil {
+		g.open = map[peer.ID]int{}
+	}
+	if g.open[p] >= MaxSyncStreamsPerPeer {
+		return false
+	}
+	g.open[p]++
+	return true
+}
+
+func (g *syncGuard) leave(p peer.ID) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.open[p]--; g.open[p] <= 0 {
+		delete(g.open, p)
+	}
+}
+
+// invalid counts an invalid stream from p and reports whether p has now
+// reached SyncMisbehaveLimit (its count starts again from zero).
+func (g *syncGuard) invalid(p peer.ID) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.bad == nil {
+		g.bad = map[peer.ID]int{}
+	}
+	g.bad[p]++
+	if g.bad[p] < SyncMisbehaveLimit {
+		return false
+	}
+	delete(g.bad, p)
+	return true
+}
+
+// errSyncProtocol marks a sync stream that broke the protocol (as opposed
+// to one cut by the network or a deadline).
+var errSyncProtocol = errors.New("invalid sync data")
+
+// readSync reads one frame of at most limit bytes and decodes it strictly
+// into v. A frame over the limit or not strict JSON is errSyncProtocol;
+// a stream that ends or times out is not.
+func readSync(s network.Stream, v any, limit int) error {
+	body, err := wire.ReadFrame(s, limit)
+	if errors.Is(err, wire.ErrTooLarge) {
+		return fmt.Errorf("%w: %v", errSyncProtocol, err)
+	}
+	if err != nil {
+		return err
+	}
+	if err := wire.DecodeStrict(body, v); err != nil {
+		return fmt.Errorf("%w: %v", errSyncProtocol, err)
+	}
+	return nil
+}
+
+// syncInvalid counts an invalid sync stream against p: in its trust
+// (OnMisbehave), and towards SyncMisbehaveLimit, at which this node
+// closes its connections to p.
+func (m *Mesh) syncInvalid(p peer.ID, err error) {
+	m.stats.SyncInvalid.Add(1)
+	if m.cfg.OnMisbehave != nil {
+		m.cfg.OnMisbehave(p, "invalid sync data")
+	}
+	if !m.syncGuard.invalid(p) {
+		return
+	}
+	m.stats.SyncDisconnects.Add(1)
+	m.log.Warn("peer disconnected after invalid sync data", "event_type", "sync_disconnect", "peer", p.String(),
+		"reason", fmt.Sprintf("%d invalid sync streams, the last: %v", SyncMisbehaveLimit, err))
+	_ = m.h.Network().ClosePeer(p)
+}
 
 // MemberHash identifies a member announcement by its signed parts (the
 // credential and the key package), not the addresses a relayer lists.
@@ -146,7 +250,7 @@ func (m *Mesh) SyncTo(ctx context.Context, p peer.ID) error {
 		return err
 	}
 	var want wantMessage
-	if err := wire.ReadJSON(s, &want, maxSyncMessage); err != nil {
+	if err := wire.ReadJSON(s, &want, maxWantMessage); err != nil {
 		return fmt.Errorf("want list: %w", err)
 	}
 	if err := want.check(len(hashes)); err != nil {
@@ -252,19 +356,36 @@ func (m *Mesh) sendSync(ctx context.Context, p peer.ID, msg syncMessage) error {
 // handleSync applies what a peer sent. Everything in it is issuer-signed
 // and verified by the apply functions; older content is ignored.
 func (m *Mesh) handleSync(s network.Stream) {
+	from := s.Conn().RemotePeer()
+	// At most MaxSyncStreamsPerPeer at once, counted before anything
+	// else: even waiting for the member costs a goroutine.
+	if !m.syncGuard.enter(from) {
+		m.stats.SyncRefused.Add(1)
+		s.Reset()
+		return
+	}
+	defer m.syncGuard.leave(from)
 	defer s.Close()
 	_ = s.SetDeadline(time.Now().Add(syncTimeout))
-	// Only verified members may make us read (up to 8 MiB).
-	if _, ok := m.AwaitMember(s.Conn().RemotePeer(), 5*time.Second); !ok {
+	// Only verified members may make us read (up to 8 MiB, as it arrives).
+	if _, ok := m.AwaitMember(from, 5*time.Second); !ok {
 		s.Reset()
 		return
 	}
 	var msg syncMessage
-	if err := wire.ReadJSON(s, &msg, maxSyncMessage); err != nil || msg.check() != nil {
+	err := readSync(s, &msg, maxSyncMessage)
+	if err == nil {
+		if err = msg.check(); err != nil {
+			err = fmt.Errorf("%w: %v", errSyncProtocol, err)
+		}
+	}
+	if err != nil {
 		s.Reset()
+		if errors.Is(err, errSyncProtocol) {
+			m.syncInvalid(from, err)
+		}
 		return
 	}
-	from := s.Conn().RemotePeer()
 	for _, r := range msg.Revocations {
 		m.applySynced(from, controlRevocations, r, "revocation list")
 	}
@@ -283,6 +404,9 @@ func (m *Mesh) handleSync(s network.Stream) {
 	if err := m.fetchMembers(s, msg.MemberHashes); err != nil {
 		m.log.Debug("member sync", "event_type", "sync_failed", "peer", from.String(), "reason", err.Error())
 		s.Reset()
+		if errors.Is(err, errSyncProtocol) {
+			m.syncInvalid(from, err)
+		}
 	}
 }
 
@@ -314,19 +438,19 @@ func (m *Mesh) fetchMembers(s network.Stream, offered []MemberHash) error {
 			have[h] = true // offered twice: ask once
 		}
 	}
-	if err := wire.WriteJSON(s, want, maxSyncMessage); err != nil {
+	if err := wire.WriteJSON(s, want, maxWantMessage); err != nil {
 		return err
 	}
 	for got := 0; ; {
 		var mm membersMessage
-		if err := wire.ReadJSON(s, &mm, maxSyncMessage); err != nil {
+		if err := readSync(s, &mm, maxSyncMessage); err != nil {
 			return err
 		}
 		if err := mm.check(); err != nil {
-			return err
+			return fmt.Errorf("%w: %v", errSyncProtocol, err)
 		}
 		if got += len(mm.Members); got > len(want.Want) {
-			return fmt.Errorf("sent %d announcements, %d were asked for", got, len(want.Want))
+			return fmt.Errorf("%w: sent %d announcements, %d were asked for", errSyncProtocol, got, len(want.Want))
 		}
 		for _, tok := range mm.Members {
 			if _, err := m.cfg.Directory.ApplyMember("", tok); err != nil && !isRollback(err) {

@@ -121,6 +121,8 @@ var attacks = []struct {
 	{"control-flood", attackControlFlood},
 	{"forged-addresses", attackForgedAddresses},
 	{"unauth-conn-flood", attackUnauthConnFlood},
+	{"sync-flood", attackSyncFlood},
+	{"anti-entropy-junk", attackAntiEntropyJunk},
 	{"replay-beyond", attackReplayBeyond},
 }
 

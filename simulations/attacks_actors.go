@@ -393,6 +393,7 @@ type atkEvent struct {
 var atkSecurityEvents = map[string]bool{
 	"handshake_refused": true, "peer_dropped": true, "connection_refused": true, "peer_quarantined": true,
 	"key_request_refused": true, "control_refused": true, "rate_limited": true, "revocations_applied": true,
+	"sync_disconnect": true, "state_chunk_refused": true, "state_entry_refused": true,
 }
 
 type atkLogHandler struct {

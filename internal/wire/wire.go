@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 )
 
 // ErrTooLarge is returned for a frame longer than the reader's limit.
@@ -43,7 +44,14 @@ func WriteFrame(w io.Writer, body []byte, limit int) error {
 	return err
 }
 
-// ReadFrame reads one frame of at most limit bytes.
+// readChunk is how much of a frame ReadFrame reads at a time. The buffer
+// grows as bytes actually arrive, so a peer that declares a long frame and
+// sends a few bytes costs those bytes, not the declared length.
+const readChunk = 32 << 10
+
+// ReadFrame reads one frame of at most limit bytes. It never allocates the
+// declared length up front: it reads in chunks of readChunk bytes and grows
+// its buffer with what arrives.
 func ReadFrame(r io.Reader, limit int) ([]byte, error) {
 	var hdr [4]byte
 	if _, err := io.ReadFull(r, hdr[:]); err != nil {
@@ -53,9 +61,18 @@ func ReadFrame(r io.Reader, limit int) ([]byte, error) {
 	if uint64(n) > uint64(limit) {
 		return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, n, limit)
 	}
-	body := make([]byte, n)
-	if _, err := io.ReadFull(r, body); err != nil {
-		return nil, fmt.Errorf("read frame: %w", err)
+	body := make([]byte, 0, min(int(n), readChunk))
+	for len(body) < int(n) {
+		want := min(int(n)-len(body), readChunk)
+		body = slices.Grow(body, want)
+		got, err := io.ReadFull(r, body[len(body):len(body)+want])
+		body = body[:len(body)+got]
+		if err != nil {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return nil, fmt.Errorf("read frame: %d of %d bytes: %w", len(body), n, err)
+		}
 	}
 	return body, nil
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"runtime"
 	"testing"
 )
 
@@ -52,11 +53,15 @@ func TestReadRejects(t *testing.T) {
 func FuzzReadJSON(f *testing.F) {
 	f.Add(append(binary.BigEndian.AppendUint32(nil, 7), `{"a":1}`...))
 	f.Add([]byte{0xff, 0xff, 0xff, 0xff})
+	f.Add(append(binary.BigEndian.AppendUint32(nil, 1000), "abc"...)) // declares more than it sends
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var v map[string]any
 		body, err := ReadFrame(bytes.NewReader(data), 1024)
 		if err == nil && len(body) > 1024 {
 			t.Fatalf("frame of %d bytes over the limit", len(body))
+		}
+		if err == nil && uint32(len(body)) != binary.BigEndian.Uint32(data) {
+			t.Fatalf("frame of %d bytes, its header said %d", len(body), binary.BigEndian.Uint32(data))
 		}
 		_ = ReadJSON(bytes.NewReader(data), &v, 1024)
 	})
@@ -90,5 +95,40 @@ func TestDecodeStrict(t *testing.T) {
 				t.Errorf("DecodeStrict(%q): %v, want ok=%v", tc.in, err, tc.ok)
 			}
 		})
+	}
+}
+
+// TestReadFrameAllocatesWhatArrives: a peer that declares a long frame and
+// sends a few bytes makes the reader allocate about what it sent, not the
+// declared length (on main, ReadFrame allocated the declared 8 MiB).
+func TestReadFrameAllocatesWhatArrives(t *testing.T) {
+	const declared = 8 << 20
+	data := append(binary.BigEndian.AppendUint32(nil, declared), "0123456789"...)
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	const runs = 16
+	for range runs {
+		if _, err := ReadFrame(bytes.NewReader(data), declared); err == nil {
+			t.Fatal("truncated frame accepted")
+		}
+	}
+	runtime.ReadMemStats(&after)
+	perRead := (after.TotalAlloc - before.TotalAlloc) / runs
+	t.Logf("allocated %d bytes per truncated read of a frame declaring %d", perRead, declared)
+	if perRead > 64<<10 {
+		t.Fatalf("a frame declaring %d bytes and carrying 10 cost %d bytes, want at most %d", declared, perRead, 64<<10)
+	}
+}
+
+func TestReadFrameLongBody(t *testing.T) {
+	body := bytes.Repeat([]byte("x"), 100<<10+7)
+	var buf bytes.Buffer
+	if err := WriteFrame(&buf, body, len(body)); err != nil {
+		t.Fatal(err)
+	}
+	got, err := ReadFrame(&buf, len(body))
+	if err != nil || !bytes.Equal(got, body) {
+		t.Fatalf("read %d bytes, err %v", len(got), err)
 	}
 }
