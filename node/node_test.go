@@ -97,7 +97,7 @@ func frameOf(t testing.TB, v any) []byte {
 func TestHandshakeRefusals(t *testing.T) {
 	m := newMesh(t)
 	revFile := filepath.Join(t.TempDir(), "revoked.jwt")
-	target := m.start(func(c *Config) { c.Revocations = revFile })
+	target := m.start(func(c *Config) { c.Revocations = revFile; c.AllowMissingRevocations = true })
 	rogue, _ := did.GenerateIdentity(rand.Reader)
 	now := m.clock.now()
 
@@ -225,7 +225,7 @@ func TestPlainLibp2pHostGetsNothing(t *testing.T) {
 func TestRevocationCutsOffPeerWithinOneSecond(t *testing.T) {
 	m := newMesh(t)
 	revFile := filepath.Join(t.TempDir(), "revoked.jwt")
-	a := m.start(func(c *Config) { c.Revocations = revFile })
+	a := m.start(func(c *Config) { c.Revocations = revFile; c.AllowMissingRevocations = true })
 	b := m.start()
 	connect(t, b, a)
 	eventually(t, 5*time.Second, "a verifies b", func() bool { return verifiedBy(a, b.host.ID()) })

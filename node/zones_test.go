@@ -288,7 +288,7 @@ func TestRevokedNodeCutOffWithinOneSecond(t *testing.T) {
 	m := newMesh(t)
 	dir := t.TempDir()
 	rev := filepath.Join(dir, "revoked.jwt")
-	withRev := func(c *Config) { c.Revocations = rev }
+	withRev := func(c *Config) { c.Revocations = rev; c.AllowMissingRevocations = true }
 	a, b, r := m.startIn([]string{"north"}, withRev), m.startIn([]string{"north"}, withRev), m.startIn([]string{"north"}, withRev)
 	verifiedMesh(t, a, b, r)
 	gotR := collect(t, r, "north", "maps")
