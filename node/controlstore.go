@@ -21,8 +21,12 @@ import (
 // signed; its version is the floor below which nothing of that kind (and,
 // for revocation lists, that issuer) is accepted again, even after a
 // restart and even when the artifact itself has since expired.
+// ControlDir is the directory of the durable control state inside a data
+// dir (`ztmesh control reset` moves it aside).
+const ControlDir = "control"
+
 const (
-	controlDirName    = "control"
+	controlDirName    = ControlDir
 	controlBundleFile = "bundle"      // the signed policy bundle
 	controlRefFile    = "reference"   // the signed reference values
 	controlRevDir     = "revocations" // one signed list per issuer
@@ -105,7 +109,7 @@ func (s *controlStore) read(name string) error {
 func (s *controlStore) corrupt(name string, err error) error {
 	return fmt.Errorf("%w: %s: %v; the node will not start without the control state it accepted. "+
 		"To start afresh (revocations, policy bundle and reference values are then learnt again from the mesh), "+
-		"stop the node and run `mv %s %s.broken`", errControlState, filepath.Join(s.dir, name), err, s.dir, s.dir)
+		"stop the node and run `ztmesh control reset --dir %s --yes`", errControlState, filepath.Join(s.dir, name), err, filepath.Dir(s.dir))
 }
 
 // revocationsName is the file of issuer's revocation list.

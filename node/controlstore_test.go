@@ -186,7 +186,7 @@ func TestCorruptControlStateStopsNode(t *testing.T) {
 	if !errors.Is(err, errControlState) {
 		t.Fatalf("New with a corrupt bundle file: err %v, want errControlState", err)
 	}
-	for _, want := range []string{file, "mv "} {
+	for _, want := range []string{file, "ztmesh control reset --dir"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not mention %q", err, want)
 		}
