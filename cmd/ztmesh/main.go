@@ -43,6 +43,7 @@ func commands() []command {
 		{"attest reference", "sign attestation reference values: allowed binaries and module versions", attestReference},
 		{"attest push", "publish signed reference values to the whole mesh through a daemon", attestPush},
 		{"control reset", "move a stopped node's unreadable control state aside so it starts afresh", controlReset},
+		{"completion", "print a shell completion script (bash, zsh, fish)", completion},
 		{"status", "show a running daemon: DID, addresses, credential, peer counts", status},
 		{"peers", "list a running daemon's peers and their verified claims", peers},
 		{"pub", "publish a message on a zone channel through a daemon", pub},
