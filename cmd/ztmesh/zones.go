@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/ztmesh/ztmesh/internal/cli"
 	"github.com/ztmesh/ztmesh/internal/fsutil"
 	"github.com/ztmesh/ztmesh/node/api"
 	"github.com/ztmesh/ztmesh/pubsub"
@@ -88,15 +89,11 @@ func sub(args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 	}
-	c, err := api.Dial(*dir)
-	if err != nil {
-		return err
-	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	n := 0
 	errDone := errors.New("done")
-	err = c.Subscribe(ctx, *zone, *channel, func(m api.Message) error {
+	show := func(m api.Message) error {
 		if *asJSON {
 			b, _ := json.Marshal(m)
 			fmt.Fprintf(stdout, "%s\n", b)
@@ -111,14 +108,48 @@ func sub(args []string, stdout, stderr io.Writer) error {
 			return errDone
 		}
 		return nil
-	})
-	if errors.Is(err, errDone) || errors.Is(err, context.Canceled) {
-		return nil
 	}
-	if err == nil {
-		return errors.New("the daemon ended the subscription")
+	// A daemon that goes away (restarted, stopped) is waited for and
+	// subscribed to again; what it delivered meanwhile is not replayed, and
+	// that is said. Only the first connection's failure is final.
+	wait := time.Second
+	for attempt := 0; ; attempt++ {
+		c, err := api.Dial(*dir)
+		if err == nil {
+			err = c.Subscribe(ctx, *zone, *channel, show)
+		}
+		switch {
+		case errors.Is(err, errDone) || ctx.Err() != nil:
+			return nil
+		case err == nil:
+			err = errors.New("the daemon ended the subscription")
+		case attempt == 0 && !wentAway(err):
+			return err // never subscribed: not running, or refused
+		case !wentAway(err) && !unreachable(err):
+			return err // back, and refusing: the policy changed, say
+		}
+		if wentAway(err) {
+			fmt.Fprintf(stderr, "ztmesh: the daemon of %s went away (%s); reconnecting. Messages delivered meanwhile are not replayed.\n", *dir, cli.OneLine(err))
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 5*time.Second)
 	}
-	return err
+}
+
+// wentAway reports a subscription whose daemon stopped answering
+// mid-stream, as opposed to one that refused it.
+func wentAway(err error) bool {
+	return errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) ||
+		err.Error() == "the daemon ended the subscription"
+}
+
+// unreachable reports a daemon that is not (yet) back after going away.
+func unreachable(err error) bool {
+	return errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ENOENT) || errors.Is(err, api.ErrNotRunning)
 }
 
 // publishRevocations sends a revocation list through a daemon, for

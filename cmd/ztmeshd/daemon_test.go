@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -670,3 +671,66 @@ func TestRestartKeepsRevocationAndBundleFloor(t *testing.T) {
 		}
 	}
 }
+
+// TestSubSurvivesDaemonRestart: `ztmesh sub` whose daemon restarts says so
+// on stderr and goes on streaming from the new daemon (it used to print
+// "unexpected EOF" and exit).
+func TestSubSurvivesDaemonRestart(t *testing.T) {
+	f := newFleet(t)
+	issuerDir := f.path("issuer")
+	aDir, _ := f.agent("a", issuerDir, "north")
+	bDir, bDID := f.agent("b", issuerDir, "north")
+	a := f.start(aDir, "--trust-issuer", f.issuer)
+	b := f.start(bDir, "--trust-issuer", f.issuer, "--bootstrap", a.addr)
+	eventually(t, 10*time.Second, "a verifies b", func() bool { return a.verified(bDID) })
+
+	var stdout, stderr syncBuffer
+	sub := exec.Command(filepath.Join(binDir, "ztmesh"), "sub", "--dir", bDir, "--zone", "north", "--channel", "maps", "--count", "2")
+	sub.Stdout, sub.Stderr = &stdout, &stderr
+	if err := sub.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- sub.Wait() }()
+	defer sub.Process.Kill()
+	publishUntil := func(what string, cond func() bool) {
+		t.Helper()
+		eventually(t, 20*time.Second, "sub prints "+what, func() bool {
+			if cond() {
+				return true
+			}
+			ztmeshErr("pub", "--dir", aDir, "--zone", "north", "--channel", "maps", what)
+			return cond()
+		})
+	}
+	publishUntil("before", func() bool { return strings.Contains(stdout.String(), "before") })
+
+	b.stop()
+	eventually(t, 10*time.Second, "sub notices the daemon went away", func() bool {
+		return strings.Contains(stderr.String(), "went away")
+	})
+	b = f.start(bDir, "--trust-issuer", f.issuer, "--bootstrap", a.addr)
+	eventually(t, 10*time.Second, "a verifies b again", func() bool { return a.verified(bDID) })
+	publishUntil("after", func() bool { return strings.Contains(stdout.String(), "after") })
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("ztmesh sub --count 2 after a restart: %v (stderr %q)", err, stderr.String())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("ztmesh sub did not exit after its second message")
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for a process's writes and a test's reads.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
