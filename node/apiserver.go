@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/ztmesh/ztmesh/crdt"
 	"github.com/ztmesh/ztmesh/did"
@@ -165,8 +166,44 @@ func (a *apiServer) status(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, st)
 }
 
-func (a *apiServer) peers(w http.ResponseWriter, _ *http.Request) {
+func (a *apiServer) peers(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Query().Get("all") != "" {
+		writeJSON(w, a.n.Members())
+		return
+	}
 	writeJSON(w, a.n.Peers())
+}
+
+// Members is Peers and, after them, every member this node knows from its
+// announcement (its zones' members) that is not connected: a member
+// quarantined two hops away shows here with this node's verdict on it.
+func (n *Node) Members() []api.Peer {
+	out := n.Peers()
+	seen := map[string]bool{}
+	for _, p := range out {
+		seen[p.PeerID] = true
+	}
+	dir := n.roster.Directory()
+	ids := make([]peer.ID, 0, len(dir))
+	for p := range dir {
+		if !seen[p.String()] && p != n.host.ID() {
+			ids = append(ids, p)
+		}
+	}
+	slices.Sort(ids)
+	for _, p := range ids {
+		cred := dir[p]
+		c := credentialJSON(cred)
+		tv := n.trustDetail(cred)
+		out = append(out, api.Peer{
+			DID: cred.Subject.String(), PeerID: p.String(), Verified: true,
+			Role: c.Role, TrustScore: c.TrustScore, Zones: c.Zones, SoftwareVersion: c.SoftwareVersion,
+			Issuer: c.Issuer, Expires: c.Expires, Addrs: []string{},
+			EffectiveTrust: tv.trust, Attested: tv.attested, Quarantined: tv.quarantine != "", QuarantineReason: tv.quarantine,
+			AttestationPending: tv.pending, RejectedMessages: tv.rejected, RateLimitViolations: tv.rateLimited,
+		})
+	}
+	return out
 }
 
 // Peers lists the connected peers, verified or not, verified first.
@@ -177,7 +214,7 @@ func (n *Node) Peers() []api.Peer {
 		c := credentialJSON(p.Credential)
 		tv := n.trustDetail(p.Credential)
 		out = append(out, api.Peer{
-			DID: p.DID.String(), PeerID: p.ID.String(), Verified: true,
+			DID: p.DID.String(), PeerID: p.ID.String(), Verified: true, Connected: true,
 			Role: c.Role, TrustScore: c.TrustScore, Zones: c.Zones, SoftwareVersion: c.SoftwareVersion,
 			Issuer: c.Issuer, Expires: c.Expires, Addrs: n.peerAddrs(p.ID),
 			EffectiveTrust: tv.trust, Attested: tv.attested, Quarantined: tv.quarantine != "", QuarantineReason: tv.quarantine,
@@ -189,7 +226,7 @@ func (n *Node) Peers() []api.Peer {
 		if seen[p.String()] {
 			continue
 		}
-		e := api.Peer{PeerID: p.String(), Zones: []string{}, Addrs: n.peerAddrs(p)}
+		e := api.Peer{PeerID: p.String(), Zones: []string{}, Addrs: n.peerAddrs(p), Connected: true}
 		if d, err := did.DIDFromPeerID(p); err == nil {
 			e.DID = d.String()
 		}

@@ -87,3 +87,46 @@ func TestProcessMetrics(t *testing.T) {
 		t.Errorf("credential expiry %v s, want about 12 h", exp)
 	}
 }
+
+// TestMembersListsUnconnected: a member two hops away, known only from its
+// announcement, is listed by Members (ztmesh peers --all) as not
+// connected, and not by Peers.
+func TestMembersListsUnconnected(t *testing.T) {
+	m := newMesh(t)
+	a, b, c := m.startIn([]string{"north"}), m.startIn([]string{"north"}), m.startIn([]string{"north"})
+	connect(t, a, b)
+	connect(t, b, c)
+	// GossipSub's peer exchange may connect a to c on its own: the test
+	// wants c known and not connected, so it closes such a connection.
+	eventually(t, 20*time.Second, "a knows c from its announcement, not connected", func() bool {
+		if _, _, ok := a.roster.Member(c.host.ID()); !ok {
+			return false
+		}
+		if len(a.host.Network().ConnsToPeer(c.host.ID())) > 0 {
+			a.host.Network().ClosePeer(c.host.ID())
+			return false
+		}
+		_, connected := a.roster.Connected(c.host.ID())
+		return !connected
+	})
+	for _, p := range a.Peers() {
+		if p.PeerID == c.host.ID().String() {
+			t.Fatalf("Peers lists c, which a is not connected to: %+v", p)
+		}
+	}
+	var found bool
+	for _, p := range a.Members() {
+		if p.PeerID == c.host.ID().String() {
+			found = true
+			if p.Connected || !p.Verified || p.DID != c.id.DID().String() || len(p.Zones) == 0 {
+				t.Fatalf("c listed as %+v", p)
+			}
+		}
+		if p.PeerID == b.host.ID().String() && !p.Connected {
+			t.Fatalf("b listed as not connected")
+		}
+	}
+	if !found {
+		t.Fatal("Members does not list c")
+	}
+}

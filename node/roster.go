@@ -308,6 +308,21 @@ func (r *roster) Member(p peer.ID) (*did.Credential, *pubsub.KeyPackage, bool) {
 	return e.cred, e.kp, true
 }
 
+// Directory returns the members known from their announcements whose
+// credential is still valid here, connected or not, by peer ID.
+func (r *roster) Directory() map[peer.ID]*did.Credential {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	now := r.now()
+	out := make(map[peer.ID]*did.Credential, len(r.directory))
+	for p, e := range r.directory {
+		if r.verifier.Recheck(e.cred, now) == nil {
+			out[p] = e.cred
+		}
+	}
+	return out
+}
+
 // Credential returns the credential of a member, for authorizing its
 // writes: ours, or the last one it presented (in a handshake or an
 // announcement) while still valid and not revoked. nil if the node never

@@ -66,11 +66,14 @@ func status(args []string, stdout, stderr io.Writer) error {
 }
 
 func peers(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("peers", "--dir DIR [--json]",
+	fs := newFlags("peers", "--dir DIR [--all] [--json]",
 		"List the peers connected to the daemon of DIR, verified ones first, with the\n"+
 			"claims of their credentials. Unverified peers have not (yet) presented a valid\n"+
-			"credential and are disconnected after the grace period.", stdout)
+			"credential and are disconnected after the grace period. With --all, also every\n"+
+			"member of the node's zones it knows from its announcement but is not connected\n"+
+			"to (CONN no), with this node's trust in it and whether it is quarantined here.", stdout)
 	dir := fs.String("dir", "", "data `DIR` of the daemon")
+	all := fs.Bool("all", false, "also list the members known from announcements that are not connected")
 	asJSON := fs.Bool("json", false, "print a JSON array")
 	if _, err := parse(fs, args); err != nil {
 		return err
@@ -85,6 +88,9 @@ func peers(args []string, stdout, stderr io.Writer) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	ps, err := c.Peers(ctx)
+	if *all {
+		ps, err = c.Members(ctx)
+	}
 	if err != nil {
 		return err
 	}
@@ -92,7 +98,7 @@ func peers(args []string, stdout, stderr io.Writer) error {
 		return writeJSON(stdout, ps)
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "DID\tVERIFIED\tROLE\tTRUST\tEFFECTIVE\tQUARANTINE\tZONES\tEXPIRES\tADDR")
+	fmt.Fprintln(tw, "DID\tVERIFIED\tCONN\tROLE\tTRUST\tEFFECTIVE\tQUARANTINE\tZONES\tEXPIRES\tADDR")
 	for _, p := range ps {
 		d := p.DID
 		if d == "" {
@@ -106,7 +112,11 @@ func peers(args []string, stdout, stderr io.Writer) error {
 		if p.Quarantined {
 			quarantine = p.QuarantineReason
 		}
-		fmt.Fprintf(tw, "%s\t%v\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", d, p.Verified, role, trust, effective, quarantine,
+		conn := "yes"
+		if !p.Connected {
+			conn = "no"
+		}
+		fmt.Fprintf(tw, "%s\t%v\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", d, p.Verified, conn, role, trust, effective, quarantine,
 			orDash(strings.Join(p.Zones, ",")), expires, orDash(strings.Join(p.Addrs, ",")))
 	}
 	return tw.Flush()

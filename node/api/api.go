@@ -94,10 +94,13 @@ type Peer struct {
 	// EffectiveTrust is this node's current trust in the peer: the
 	// credential's score lowered by failed or stale attestation, rejected
 	// messages and rate-limit violations (docs/ATTESTATION.md).
-	EffectiveTrust   float64 `json:"effective_trust"`
-	Attested         bool    `json:"attested"` // newest evidence passed with a hardware quote
-	Quarantined      bool    `json:"quarantined"`
-	QuarantineReason string  `json:"quarantine_reason,omitempty"`
+	EffectiveTrust float64 `json:"effective_trust"`
+	Attested       bool    `json:"attested"` // newest evidence passed with a hardware quote
+	Quarantined    bool    `json:"quarantined"`
+	// Connected is false for a member known only from its announcement
+	// (ztmesh peers --all); Peers lists connected peers only.
+	Connected        bool   `json:"connected"`
+	QuarantineReason string `json:"quarantine_reason,omitempty"`
 	// AttestationPending: attestation is enforced, the peer has not
 	// attested yet and is still within its time to do so (not penalized).
 	AttestationPending bool `json:"attestation_pending,omitempty"`

@@ -83,6 +83,13 @@ func (c *Client) Peers(ctx context.Context) ([]Peer, error) {
 	return ps, c.do(ctx, http.MethodGet, "/v1/peers", nil, &ps)
 }
 
+// Members lists the connected peers and, after them, every member the
+// daemon knows from its announcement that is not connected.
+func (c *Client) Members(ctx context.Context) ([]Peer, error) {
+	var ps []Peer
+	return ps, c.do(ctx, http.MethodGet, "/v1/peers?all=1", nil, &ps)
+}
+
 // InstallCredential sends a renewed credential to the daemon.
 func (c *Client) InstallCredential(ctx context.Context, jwt []byte) (*Credential, error) {
 	var cr Credential
