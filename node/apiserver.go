@@ -68,7 +68,7 @@ func newAPIServer(n *Node) (*apiServer, error) {
 	a.files = append(a.files, addrFile)
 
 	mux := http.NewServeMux()
-	n.healthHandlers(mux)
+	healthHandlers(mux, n)
 	mux.HandleFunc("GET /v1/status", a.status)
 	mux.HandleFunc("GET /v1/peers", a.peers)
 	mux.HandleFunc("POST /v1/credential", a.installCredential)
@@ -168,16 +168,16 @@ func (a *apiServer) status(w http.ResponseWriter, _ *http.Request) {
 
 func (a *apiServer) peers(w http.ResponseWriter, r *http.Request) {
 	if r.URL.Query().Get("all") != "" {
-		writeJSON(w, a.n.Members())
+		writeJSON(w, allMembers(a.n))
 		return
 	}
 	writeJSON(w, a.n.Peers())
 }
 
-// Members is Peers and, after them, every member this node knows from its
+// allMembers is n.Peers and, after them, every member n knows from its
 // announcement (its zones' members) that is not connected: a member
-// quarantined two hops away shows here with this node's verdict on it.
-func (n *Node) Members() []api.Peer {
+// quarantined two hops away shows here with n's verdict on it.
+func allMembers(n *Node) []api.Peer {
 	out := n.Peers()
 	seen := map[string]bool{}
 	for _, p := range out {

@@ -21,8 +21,8 @@ import (
 // with the failing check named. Both are served on the local API and on
 // the metrics listener.
 
-// Readiness returns whether the node is ready, and each check's verdict.
-func (n *Node) Readiness() api.Readiness {
+// readiness returns whether n is ready, and each check's verdict.
+func readiness(n *Node) api.Readiness {
 	r := api.Readiness{Ready: true, Checks: map[string]string{}}
 	fail := func(check, why string) {
 		r.Ready = false
@@ -46,14 +46,14 @@ func (n *Node) Readiness() api.Readiness {
 	return r
 }
 
-// healthHandlers adds /healthz and /readyz to mux.
-func (n *Node) healthHandlers(mux *http.ServeMux) {
+// healthHandlers adds n's /healthz and /readyz to mux.
+func healthHandlers(mux *http.ServeMux, n *Node) {
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		fmt.Fprintln(w, "ok")
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
-		r := n.Readiness()
+		r := readiness(n)
 		if !r.Ready {
 			w.Header().Set("Content-Type", "application/json")
 			w.WriteHeader(http.StatusServiceUnavailable)

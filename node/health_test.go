@@ -18,7 +18,7 @@ import (
 func TestReadiness(t *testing.T) {
 	m := newMesh(t)
 	a := m.start()
-	if r := a.Readiness(); !r.Ready {
+	if r := readiness(a.Node); !r.Ready {
 		t.Fatalf("a node with no bootstrap peers is not ready: %v", r.Checks)
 	}
 	// b bootstraps to a peer that is not there.
@@ -27,7 +27,7 @@ func TestReadiness(t *testing.T) {
 		c.Bootstrap = []string{"/ip4/127.0.0.1/tcp/9/p2p/" + ghost.PeerID().String()}
 	})
 	mux := http.NewServeMux()
-	b.healthHandlers(mux)
+	healthHandlers(mux, b.Node)
 	get := func(path string) (int, api.Readiness) {
 		rec := httptest.NewRecorder()
 		mux.ServeHTTP(rec, httptest.NewRequest("GET", path, nil))
@@ -115,7 +115,7 @@ func TestMembersListsUnconnected(t *testing.T) {
 		}
 	}
 	var found bool
-	for _, p := range a.Members() {
+	for _, p := range allMembers(a.Node) {
 		if p.PeerID == c.host.ID().String() {
 			found = true
 			if p.Connected || !p.Verified || p.DID != c.id.DID().String() || len(p.Zones) == 0 {

@@ -452,7 +452,7 @@ func (n *Node) ListenAddrs() []ma.Multiaddr {
 func (n *Node) serveMetrics() error {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(n.metrics.reg, promhttp.HandlerOpts{}))
-	n.healthHandlers(mux)
+	healthHandlers(mux, n)
 	ln, err := listenTCP(n.s.metrics)
 	if err != nil {
 		return fmt.Errorf("metrics: %w", err)
