@@ -93,13 +93,14 @@ func (m *Mesh) publishControl(ctx context.Context, typ string, token []byte) err
 	// Our own member announcement is the exception: there is nothing to
 	// apply to ourselves (the node refuses to take itself into its own
 	// directory, which used to make every announcement fail right here).
+	// Content already in force here is published all the same: this node
+	// may hold it from its own file (the daemon watching the revocation
+	// list that `cred revoke --publish` has just written reloads it within
+	// a second, and the demo lost that race), while the mesh lacks it;
+	// nodes that hold it already Ignore the copy.
 	if typ != controlMember {
-		changed, err := m.applyControl(m.self, &controlMessage{Type: typ, Token: token})
-		if err != nil {
+		if _, err := m.applyControl(m.self, &controlMessage{Type: typ, Token: token}); err != nil {
 			return err
-		}
-		if !changed {
-			return fmt.Errorf("%s already in force here; nothing new to publish", typ)
 		}
 	}
 	m.mu.RLock()
